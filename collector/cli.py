@@ -1,0 +1,165 @@
+"""The `vsm` command line: demo, collect, map, query."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from collector import config as config_module
+from collector.config import Config, ConfigError
+from collector.pipeline import collect, run_map
+from collector.store import Store, StoreError
+from collector.terminal import render_rows, stage_report
+from models.mapper import stage_summary, totals
+
+log = logging.getLogger("vsm")
+
+EXIT_OK, EXIT_SOURCE_FAILED, EXIT_CONFIG = 0, 1, 2
+
+QUERY_HINTS = """\
+Query it yourself (DuckDB SQL over the views changes, stage_times, deployments):
+  vsm query --config {config} "SELECT stage, median(wait_s)/3600 AS wait_h FROM stage_times GROUP BY stage"
+  vsm query --config {config} "SELECT change_id, title, lead_time_s/86400 AS days FROM changes ORDER BY 3 DESC LIMIT 5"
+or open {db} with any DuckDB client (duckdb CLI, Python, DBeaver)."""
+
+
+def out(text: str = "") -> None:
+    """Write command output (results, not log lines) to stdout."""
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def setup_logging(verbosity: int) -> None:
+    """One line per event on stderr: time, level, logger, message (journald and cron friendly)."""
+    level = logging.WARNING if verbosity < 0 else logging.DEBUG if verbosity > 0 else logging.INFO
+    handler = logging.StreamHandler(sys.stderr)
+    # the handler, not only the root logger, filters: client libraries log every request at DEBUG
+    handler.setLevel(level)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+
+
+def _load(args: argparse.Namespace) -> Config:
+    """The validated config named by --config."""
+    return config_module.load(args.config)
+
+
+def cmd_collect(args: argparse.Namespace) -> int:
+    """Collect every configured source into the database."""
+    config = _load(args)
+    with Store(config.db_path) as store:
+        results = collect(config, store, only=args.source)
+    if not results:
+        log.warning("no source is configured (add a [github] section)")
+    for result in results:
+        state = "ok" if result.ok else "FAILED: " + "; ".join(result.errors)
+        out(f"{result.source}: {result.items} rows, {result.requests} requests, {result.seconds:.1f}s - {state}")
+    return EXIT_OK if all(r.ok for r in results) else EXIT_SOURCE_FAILED
+
+
+def cmd_map(args: argparse.Namespace) -> int:
+    """Rebuild the views and print the value stream per stage."""
+    config = _load(args)
+    with Store(config.db_path) as store:
+        run_map(config, store)
+        out(stage_report(stage_summary(store.con), totals(store.con)))
+    return EXIT_OK
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    """Run one SQL statement against the database and print the result."""
+    config = _load(args)
+    with Store(config.db_path) as store:
+        try:
+            headers, rows = store.query(args.sql)
+        except Exception as exc:  # DuckDB's errors name the problem well; keep them to one line
+            raise QueryError(str(exc).splitlines()[0]) from None
+    out(render_rows(headers, rows, args.format))
+    return EXIT_OK
+
+
+class QueryError(RuntimeError):
+    """The SQL given to `vsm query` failed."""
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Run the whole pipeline against the simulated Pet Clinic world."""
+    from collector import demo
+
+    if args.serve:
+        return demo.serve(Path(args.dir), seed=args.seed)
+    db = Path(args.db) if args.db else Path(args.dir) / "vsm.duckdb"
+    config_path = demo.run(db, seed=args.seed, on_result=out)
+    with Store(db) as store:
+        out()
+        out(stage_report(stage_summary(store.con), totals(store.con)))
+    out()
+    out(QUERY_HINTS.format(config=config_path, db=db))
+    return EXIT_OK
+
+
+def _parser() -> argparse.ArgumentParser:
+    """The argument parser with one subcommand per verb."""
+    parser = argparse.ArgumentParser(
+        prog="vsm",
+        description="Value-stream telemetry: measure where delivery time goes, from GitHub data into DuckDB.",
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log detail (repeatable)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors on stderr")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def command(name: str, handler: Callable[[argparse.Namespace], int], text: str,
+                needs_config: bool = True) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=text, description=text)
+        if needs_config:
+            p.add_argument("--config", "-c", required=True, metavar="FILE", help="TOML config (see config.example.toml)")
+        p.set_defaults(handler=handler)
+        return p
+
+    demo = command("demo", cmd_demo, "Run collect + map against a bundled simulated Pet Clinic team (no credentials).",
+                   needs_config=False)
+    demo.add_argument("--dir", default="vsm-demo", help="folder for the demo database and config (default: vsm-demo)")
+    demo.add_argument("--db", help="database file to (re)create (default: DIR/vsm.duckdb)")
+    demo.add_argument("--seed", type=int, default=7, help="seed of the simulated history (default: 7)")
+    demo.add_argument("--serve", action="store_true",
+                      help="keep the simulated servers running and write DIR/vsm.toml pointing at them")
+
+    collect_p = command("collect", cmd_collect, "Fetch new and changed data from every configured source.")
+    collect_p.add_argument("--source", action="append", choices=["github"],
+                           help="collect only this source (repeatable)")
+    command("map", cmd_map, "Rebuild the value-stream views and print the per-stage summary.")
+    query = command("query", cmd_query, "Run SQL against the database (views: changes, stage_times, deployments).")
+    query.add_argument("sql", help="one SQL statement")
+    query.add_argument("--format", choices=["table", "csv", "json"], default="table", help="output format")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `vsm` console script; returns the process exit code."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    setup_logging(-1 if args.quiet else args.verbose)
+    started = time.monotonic()
+    try:
+        code = args.handler(args)
+    except ConfigError as exc:
+        log.error("config error: %s", exc)
+        return EXIT_CONFIG
+    except (StoreError, QueryError) as exc:
+        log.error("%s", exc)
+        return EXIT_SOURCE_FAILED
+    except KeyboardInterrupt:
+        log.warning("interrupted")
+        return 130
+    log.debug("%s finished in %.1fs", args.command, time.monotonic() - started)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,208 @@
+"""Loads and validates the TOML config; every mistake becomes one ConfigError line naming the key."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import difflib
+import os
+import re
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+_REPO = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class ConfigError(ValueError):
+    """A config mistake; str() is one line that names the offending key."""
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    """Where the DuckDB file lives (relative paths are relative to the config file)."""
+
+    path: Path = Path("vsm.duckdb")
+
+
+@dataclass(frozen=True)
+class GitHubConfig:
+    """The GitHub (or GitHub Enterprise) source."""
+
+    repos: tuple[str, ...] = ()
+    base_url: str = "https://api.github.com"
+    token_env: str | None = None
+    since: dt.date | None = None
+    production_environments: tuple[str, ...] = ("production",)
+    bots: tuple[str, ...] = ()
+    timeout: float = 30.0
+    retries: int = 5
+    max_rate_limit_wait: float = 900.0
+
+    def first_sync_horizon(self, today: dt.date | None = None) -> dt.datetime:
+        """The oldest activity a first sync fetches: `since`, or 90 days ago."""
+        start = self.since or ((today or dt.datetime.now(dt.UTC).date()) - dt.timedelta(days=90))
+        return dt.datetime(start.year, start.month, start.day, tzinfo=dt.UTC)
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole validated configuration."""
+
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    github: GitHubConfig | None = None
+    source_file: Path | None = None
+
+    @property
+    def db_path(self) -> Path:
+        """The database path, resolved against the config file's folder."""
+        path = self.database.path
+        if not path.is_absolute() and self.source_file is not None:
+            path = self.source_file.parent / path
+        return path
+
+
+def secret(env_name: str | None) -> str | None:
+    """Read a secret from the environment variable the config names (None when no name is configured)."""
+    if env_name is None:
+        return None
+    value = os.environ.get(env_name)
+    if not value:
+        raise ConfigError(f"environment variable {env_name} is not set (named by the config)")
+    return value
+
+
+def load(path: str | Path) -> Config:
+    """Read, parse and validate a config file."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file {file} does not exist") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {file} cannot be read: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{file}: not valid TOML: {exc}") from None
+    return from_dict(data, source_file=file.resolve())
+
+
+def from_dict(data: dict[str, Any], source_file: Path | None = None) -> Config:
+    """Validate an already parsed TOML document."""
+    known = {f.name for f in dataclasses.fields(Config) if f.name != "source_file"}
+    _reject_unknown(data, known, "")
+    values: dict[str, Any] = {"source_file": source_file}
+    for f in dataclasses.fields(Config):
+        if f.name in data:
+            values[f.name] = _convert(data[f.name], _resolve(Config, f.name), f.name)
+    config = Config(**values)
+    _check(config)
+    return config
+
+
+def _check(config: Config) -> None:
+    """Cross-field rules the types alone cannot express."""
+    gh = config.github
+    if gh is None:
+        return
+    if not gh.repos:
+        raise ConfigError("github.repos: list at least one repository as 'owner/name'")
+    for repo in gh.repos:
+        if not _REPO.match(repo):
+            raise ConfigError(f"github.repos: {repo!r} is not of the form 'owner/name'")
+    if not re.match(r"^https?://[^/\s]+", gh.base_url):
+        raise ConfigError(f"github.base_url: {gh.base_url!r} is not an http(s) URL")
+    if gh.token_env is not None:
+        if not _ENV_NAME.match(gh.token_env):
+            raise ConfigError(f"github.token_env: {gh.token_env!r} must be the NAME of an environment variable")
+        if not os.environ.get(gh.token_env):
+            raise ConfigError(f"github.token_env: environment variable {gh.token_env} is not set")
+    if not gh.production_environments:
+        raise ConfigError("github.production_environments: name at least one environment")
+    for name in ("timeout", "max_rate_limit_wait"):
+        if getattr(gh, name) <= 0:
+            raise ConfigError(f"github.{name}: must be greater than 0")
+    if gh.retries < 0:
+        raise ConfigError("github.retries: must be 0 or more")
+
+
+def _resolve(owner: type, name: str) -> Any:
+    """The real (non-string) annotation of a dataclass field."""
+    return typing.get_type_hints(owner)[name]
+
+
+def _reject_unknown(table: dict[str, Any], known: set[str], prefix: str) -> None:
+    """Name the first unknown key, with a suggestion when one is close."""
+    for key in table:
+        if key not in known:
+            hint = difflib.get_close_matches(key, sorted(known), n=1)
+            suggestion = f" (did you mean {prefix}{hint[0]}?)" if hint else ""
+            raise ConfigError(f"{prefix}{key}: unknown key{suggestion}")
+
+
+def _type_name(value: Any) -> str:
+    """A TOML-flavoured name for a Python value's type."""
+    names = {bool: "boolean", int: "integer", float: "float", str: "string", list: "array", dict: "table"}
+    return names.get(type(value), type(value).__name__)
+
+
+def _convert(value: Any, annotation: Any, key: str) -> Any:
+    """Check one value against its annotation and convert it (dates, paths, tuples, nested tables)."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return _convert(value, options[0], key)
+    if dataclasses.is_dataclass(annotation):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a table, got {_type_name(value)}")
+        names = {f.name for f in dataclasses.fields(annotation)}
+        _reject_unknown(value, names, f"{key}.")
+        return annotation(**{k: _convert(v, _resolve(annotation, k), f"{key}.{k}") for k, v in value.items()})
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: expected an array, got {_type_name(value)}")
+        item_type = typing.get_args(annotation)[0]
+        return tuple(_convert(v, item_type, f"{key}[{i}]") for i, v in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a table, got {_type_name(value)}")
+        value_type = typing.get_args(annotation)[1]
+        return {k: _convert(v, value_type, f"{key}.{k}") for k, v in value.items()}
+    return _convert_scalar(value, annotation, key)
+
+
+def _convert_scalar(value: Any, annotation: Any, key: str) -> Any:
+    """Check and convert a leaf value."""
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+    elif annotation is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif annotation is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+    elif annotation is str:
+        if isinstance(value, str):
+            return value
+    elif annotation is Path:
+        if isinstance(value, str) and value:
+            return Path(value).expanduser()
+    elif annotation is dt.date:
+        if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+            return value
+        if isinstance(value, str):
+            try:
+                return dt.date.fromisoformat(value)
+            except ValueError:
+                raise ConfigError(f"{key}: {value!r} is not a date like 2026-01-01") from None
+    else:
+        raise TypeError(f"unsupported config annotation {annotation!r} for {key}")
+    expected = {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
+                Path: "a path string", dt.date: "a date"}[annotation]
+    raise ConfigError(f"{key}: expected {expected}, got {_type_name(value)} {value!r}")

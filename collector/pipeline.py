@@ -1,0 +1,150 @@
+"""Runs the connectors page by page into the store, then the mapper; one failing source or scope
+never stops the others."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from collector.config import Config, secret
+from collector.store import Store
+from connectors.base import Connector
+from connectors.github import GitHubConnector
+from models.mapper import MapResult, MapSettings, run_mapper
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SourceResult:
+    """How one source's collection run went."""
+
+    source: str
+    items: int = 0
+    requests: int = 0
+    errors: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    rate_limit_remaining: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when every scope of the source was collected."""
+        return not self.errors
+
+
+def _github(config: Config) -> Connector | None:
+    """The GitHub connector, when the config has a [github] section."""
+    gh = config.github
+    if gh is None:
+        return None
+    return GitHubConnector(
+        gh.repos,
+        base_url=gh.base_url,
+        token=secret(gh.token_env),
+        horizon=gh.first_sync_horizon(),
+        timeout=gh.timeout,
+        retries=gh.retries,
+        max_rate_limit_wait=gh.max_rate_limit_wait,
+    )
+
+
+# Every source vsm knows, in collection order: (name, factory from config).
+SOURCES: list[tuple[str, Callable[[Config], Connector | None]]] = [
+    ("github", _github),
+]
+
+
+def configured_sources(config: Config) -> list[str]:
+    """Names of the sources the config enables."""
+    return [name for name, factory in SOURCES if getattr(config, name, None) is not None]
+
+
+def collect(config: Config, store: Store, only: Iterable[str] | None = None) -> list[SourceResult]:
+    """Collect every configured source (or `only` those named); returns one result per source."""
+    wanted = set(only) if only else None
+    results = []
+    for name, factory in SOURCES:
+        if (wanted is None or name in wanted) and getattr(config, name, None) is not None:
+            results.append(_collect_source(name, lambda f=factory: f(config), store))  # type: ignore[misc]
+    return results
+
+
+def _collect_source(name: str, make: Callable[[], Connector | None], store: Store) -> SourceResult:
+    """One source: every scope page by page, with the run recorded in sync_runs."""
+    result = SourceResult(name)
+    started = time.monotonic()
+    run_id = store.start_run(name)
+    connector: Connector | None = None
+    try:
+        connector = make()
+        if connector is not None:
+            cursors = store.cursors(name)
+            for scope in connector.scopes():
+                _collect_scope(connector, scope, cursors, store, result)
+    except Exception as exc:  # a source that cannot even start must not stop the others
+        message = connector.describe_error(exc) if connector else f"{type(exc).__name__}: {exc}"
+        result.errors.append(message)
+        log.error("%s: %s", name, message)
+    except BaseException:
+        _finish(store, run_id, result, connector, started, interrupted=True)
+        raise
+    _finish(store, run_id, result, connector, started)
+    return result
+
+
+def _collect_scope(connector: Connector, scope: str, cursors: dict[tuple[str, str], str], store: Store,
+                   result: SourceResult) -> None:
+    """One scope (repo, job): store each page as it arrives; on failure keep what was stored."""
+    source = connector.source
+    scope_items = 0
+    try:
+        for page in connector.pages(scope, cursors):
+            written = store.write_page(page)
+            scope_items += written
+            result.items += written
+            if written:
+                log.info("%s %s %s: +%d rows (%d requests so far)", source, scope, page.stream, written,
+                         connector.requests_made)
+    except Exception as exc:
+        message = f"{scope}: {connector.describe_error(exc)}"
+        result.errors.append(message)
+        log.error("%s %s", source, message)
+        return
+    log.info("%s %s: done, %d rows", source, scope, scope_items)
+
+
+def _finish(store: Store, run_id: int, result: SourceResult, connector: Connector | None, started: float,
+            interrupted: bool = False) -> None:
+    """Record the run's outcome in sync_runs."""
+    result.seconds = time.monotonic() - started
+    if connector is not None:
+        result.requests = connector.requests_made
+        result.rate_limit_remaining = connector.rate_limit_remaining
+    if interrupted:
+        result.errors.append("interrupted")
+    status = "success" if result.ok else "failed"
+    store.finish_run(run_id, status=status, items=result.items, requests=result.requests,
+                     rate_limit_remaining=result.rate_limit_remaining,
+                     error="; ".join(result.errors) or None)
+    log.info("%s: %s, %d rows, %d requests in %.1fs", result.source, status, result.items, result.requests,
+             result.seconds)
+
+
+def map_settings(config: Config) -> MapSettings:
+    """What the mapper needs from the config."""
+    gh = config.github
+    if gh is None:
+        return MapSettings()
+    return MapSettings(bots=tuple(gh.bots), production_environments=tuple(gh.production_environments))
+
+
+def run_map(config: Config, store: Store) -> MapResult:
+    """Rebuild the mapped tables and views from what is stored."""
+    started = dt.datetime.now(dt.UTC)
+    result = run_mapper(store.con, map_settings(config))
+    log.info("map: %d changes, %d deployed, in %.2fs", result.changes, result.deployed,
+             (dt.datetime.now(dt.UTC) - started).total_seconds())
+    return result

@@ -1,0 +1,94 @@
+"""Plain-text rendering for the terminal: durations, aligned tables, the per-stage summary."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from models.mapper import StageSummary, Totals
+
+
+def duration(seconds: float | None) -> str:
+    """A short human duration: 2d 4h, 5h 12m, 14m, 40s; '-' when unknown."""
+    if seconds is None:
+        return "-"
+    total = int(round(seconds))
+    days, rest = divmod(total, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    if minutes:
+        return f"{minutes}m"
+    return f"{secs}s"
+
+
+def percent(share: float | None) -> str:
+    """A 0..1 share as a percentage."""
+    return "-" if share is None else f"{share * 100:.1f}%"
+
+
+def _cell(value: Any) -> str:
+    """Text for one value in a table."""
+    if value is None:
+        return ""
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], right: Sequence[bool] | None = None) -> str:
+    """An aligned plain-text table."""
+    cells = [[_cell(v) for v in row] for row in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    align = right or [False] * len(headers)
+
+    def line(values: Sequence[str]) -> str:
+        parts = [v.rjust(w) if a else v.ljust(w) for v, w, a in zip(values, widths, align, strict=True)]
+        return "  ".join(parts).rstrip()
+
+    out = [line(list(headers)), "  ".join("-" * w for w in widths)]
+    out.extend(line(r) for r in cells)
+    return "\n".join(out)
+
+
+def render_rows(headers: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str) -> str:
+    """Query results as an aligned table, CSV or JSON lines."""
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(headers)
+        writer.writerows([[_cell(v) for v in row] for row in rows])
+        return buffer.getvalue().rstrip("\n")
+    if fmt == "json":
+        return "\n".join(json.dumps(dict(zip(headers, row, strict=True)), default=_cell) for row in rows)
+    footer = f"\n({len(rows)} row{'s' if len(rows) != 1 else ''})"
+    return table(headers, rows) + footer
+
+
+def stage_report(stages: Sequence[StageSummary], totals: Totals) -> str:
+    """The per-stage wait/process table and the totals line that `vsm map` and the demo print."""
+    rows = [
+        (s.stage, s.items, duration(s.wait_median_s), duration(s.wait_p85_s),
+         duration(s.process_median_s), duration(s.process_p85_s))
+        for s in stages
+    ]
+    text = table(
+        ["stage", "items", "wait p50", "wait p85", "process p50", "process p85"],
+        rows,
+        right=[False, True, True, True, True, True],
+    )
+    summary = (
+        f"{totals.deployed} of {totals.changes} merged changes reached production; "
+        f"lead time p50 {duration(totals.lead_time_median_s)}, p85 {duration(totals.lead_time_p85_s)}; "
+        f"flow efficiency {percent(totals.flow_efficiency)}"
+    )
+    return f"{text}\n\n{summary}"

@@ -1,0 +1,77 @@
+"""What every connector offers the pipeline: scopes to sync, pages of records, request counts."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import defaultdict
+from collections.abc import Iterator, Mapping
+from typing import Protocol
+
+from models.records import Page
+
+Cursors = Mapping[tuple[str, str], str]
+
+
+class Connector(Protocol):
+    """A source of delivery data. It only talks HTTP and yields pages; it never touches the database."""
+
+    source: str
+
+    def scopes(self) -> list[str]:
+        """The independent units of work (repos, jobs); one failing scope does not stop the others."""
+        ...
+
+    def pages(self, scope: str, cursors: Cursors) -> Iterator[Page]:
+        """Yield pages for one scope, starting from the stored cursors (keyed by (scope, stream))."""
+        ...
+
+    @property
+    def requests_made(self) -> int:
+        """HTTP requests made so far, retries included."""
+        ...
+
+    @property
+    def rate_limit_remaining(self) -> int | None:
+        """The API's remaining request budget as last reported, if the source has one."""
+        ...
+
+    def describe_error(self, exc: BaseException) -> str:
+        """One line naming the cause of a failure, never containing a secret."""
+        ...
+
+
+class RequestTally(logging.Handler):
+    """Counts, per thread, the records an HTTP client logs once per request.
+
+    Used where a client library logs each request but offers no hook for counting. The handler only
+    counts and never formats a record, so no request detail (or secret) is written anywhere by it.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.DEBUG)
+        self._counts: dict[int, int] = defaultdict(int)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Count one request of the record's thread."""
+        self._counts[record.thread or 0] += 1
+
+    def current_thread(self) -> int:
+        """Requests counted so far for the calling thread."""
+        return self._counts[threading.get_ident()]
+
+
+_tallies: dict[str, RequestTally] = {}
+_tallies_lock = threading.Lock()
+
+
+def request_tally(logger_name: str) -> RequestTally:
+    """The process-wide tally attached to a client's per-request DEBUG logger (installed once)."""
+    with _tallies_lock:
+        if logger_name not in _tallies:
+            tally = RequestTally()
+            logger = logging.getLogger(logger_name)
+            logger.addHandler(tally)
+            logger.setLevel(logging.DEBUG)
+            _tallies[logger_name] = tally
+        return _tallies[logger_name]

@@ -1,0 +1,405 @@
+"""GitHub source (PyGithub): default-branch commits, pull requests with reviews, commits and timeline,
+deployments with their statuses. Fetches and yields pages; never touches the database."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import json
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
+
+import requests
+from github import Auth, Github, GithubException, GithubRetry
+from github.GithubException import BadCredentialsException, RateLimitExceededException, UnknownObjectException
+from github.GithubObject import GithubObject
+from github.Repository import Repository
+
+from connectors.base import Cursors, request_tally
+from models.records import Page, RawObject, Row
+
+log = logging.getLogger(__name__)
+
+SOURCE = "github"
+PER_PAGE = 100
+# Timeline events that matter for flow; comments, labels, commits etc. are not stored as events.
+FLOW_EVENTS = frozenset(
+    {"ready_for_review", "convert_to_draft", "review_requested", "review_request_removed",
+     "merged", "closed", "reopened"}
+)
+# A deployment with one of these statuses has settled; others are re-polled until they do.
+SETTLED_STATES = frozenset({"success", "failure", "error", "inactive"})
+# Deployments that never settle (abandoned pipelines) stop being re-polled after this long.
+OPEN_DEPLOYMENT_MAX_AGE = dt.timedelta(days=7)
+
+T = TypeVar("T")
+
+
+def _payload(obj: GithubObject) -> dict[str, Any]:
+    """The object's JSON as the list endpoint sent it.
+
+    PyGithub's public `raw_data` completes a lazy object with one extra request per object; the list
+    payload already holds every field we store, so read the attributes it was built from instead.
+    """
+    return obj._rawData  # noqa: SLF001
+
+
+def _ts(value: str | None) -> dt.datetime | None:
+    """Parse GitHub's ISO 8601 timestamps (always UTC, 'Z' suffix)."""
+    if not value:
+        return None
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(dt.UTC)
+
+
+def _iso(value: dt.datetime) -> str:
+    """Cursor text for a timestamp."""
+    return value.astimezone(dt.UTC).isoformat()
+
+
+def _login(user: dict[str, Any] | None) -> str | None:
+    return user.get("login") if user else None
+
+
+def _user_type(user: dict[str, Any] | None) -> str | None:
+    return user.get("type") if user else None
+
+
+def _batches(items: Iterable[T], size: int = PER_PAGE) -> Iterator[list[T]]:
+    """Group a lazily paginated list back into API pages, so each page is stored as it arrives."""
+    iterator = iter(items)
+    while batch := list(itertools.islice(iterator, size)):
+        yield batch
+
+
+class _CountingRetry(GithubRetry):
+    """GithubRetry that also counts the HTTP requests it re-sends."""
+
+    def __init__(self, tally: list[int] | None = None, **kwargs: Any) -> None:
+        self.tally = tally if tally is not None else [0]
+        super().__init__(**kwargs)
+
+    def new(self, **kwargs: Any) -> _CountingRetry:
+        kwargs["tally"] = self.tally
+        return super().new(**kwargs)
+
+    def increment(self, *args: Any, **kwargs: Any) -> Any:
+        self.tally[0] += 1
+        return super().increment(*args, **kwargs)
+
+
+class GitHubConnector:
+    """Collects one GitHub (or GitHub Enterprise) installation's repos."""
+
+    source = SOURCE
+
+    def __init__(
+        self,
+        repos: Iterable[str],
+        *,
+        base_url: str,
+        token: str | None,
+        horizon: dt.datetime,
+        timeout: float = 30.0,
+        retries: int = 5,
+        max_rate_limit_wait: float = 900.0,
+        seconds_between_requests: float | None = None,
+        now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    ) -> None:
+        self._repos = list(repos)
+        self._horizon = horizon
+        self._now = now
+        self._retries = [0]
+        self._tally = request_tally("github.Requester")
+        self._tally_start = self._tally.current_thread()
+        retry = _CountingRetry(
+            tally=self._retries,
+            total=retries,
+            backoff_factor=0.5,
+            max_rate_limit_wait=max_rate_limit_wait,
+            # GitHub asks integrators to wait at least a minute on a secondary limit without Retry-After
+            secondary_rate_wait=60,
+        )
+        self._gh = Github(
+            auth=Auth.Token(token) if token else None,
+            base_url=base_url.rstrip("/"),
+            per_page=PER_PAGE,
+            timeout=int(timeout),
+            retry=retry,
+            seconds_between_requests=seconds_between_requests,
+            # objects built from a URL stay unfetched until a field is read: no surprise requests
+            lazy=True,
+        )
+        self._base_url = base_url
+        self._current = "the repo"
+
+    # -- Connector protocol -------------------------------------------------------------------------
+
+    def scopes(self) -> list[str]:
+        """One scope per configured repo."""
+        return list(self._repos)
+
+    @property
+    def requests_made(self) -> int:
+        """Requests sent by this connector's thread since it was created, retries included."""
+        return self._tally.current_thread() - self._tally_start + self._retries[0]
+
+    @property
+    def rate_limit_remaining(self) -> int | None:
+        """Remaining core API budget from the last response headers (no extra request)."""
+        remaining, _limit = self._gh.requester.rate_limiting
+        return remaining if remaining >= 0 else None
+
+    def describe_error(self, exc: BaseException) -> str:
+        """One line naming the cause, for logs and the run table."""
+        if isinstance(exc, BadCredentialsException):
+            return f"GitHub at {self._base_url} rejected the token (401 Bad credentials)"
+        if isinstance(exc, RateLimitExceededException):
+            return f"GitHub rate limit exhausted at {self._base_url} ({exc.status}); try again after the reset"
+        if isinstance(exc, UnknownObjectException):
+            return f"GitHub answered 404 Not Found for {self._current} (repo deleted, renamed or not visible)"
+        if isinstance(exc, GithubException):
+            message = exc.data.get("message") if isinstance(exc.data, dict) else None
+            return f"GitHub answered {exc.status} for {self._current}: {message or 'no message'}"
+        if isinstance(exc, requests.exceptions.RetryError):
+            return f"GitHub at {self._base_url} kept failing after retries: {str(exc).splitlines()[0][:200]}"
+        if isinstance(exc, requests.exceptions.Timeout):
+            return f"GitHub at {self._base_url} did not answer in time (timeout)"
+        if isinstance(exc, requests.exceptions.ConnectionError):
+            return f"cannot connect to GitHub at {self._base_url}"
+        if isinstance(exc, KeyError | TypeError | ValueError):
+            return f"malformed GitHub payload: {type(exc).__name__}: {exc}"
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+
+    def pages(self, scope: str, cursors: Cursors) -> Iterator[Page]:
+        """All streams of one repo, each from its own cursor."""
+        self._current = scope
+        repo = self._gh.get_repo(scope)
+        for stream, fetch in self._streams():
+            log.debug("github %s: syncing %s", scope, stream)
+            self._current = f"{stream} of {scope}"
+            yield from fetch(repo, scope, cursors.get((scope, stream)))
+
+    def _streams(self) -> list[tuple[str, Callable[[Repository, str, str | None], Iterator[Page]]]]:
+        """The streams of a repo, in the order they are synced."""
+        return [
+            ("repo", self._repo_pages),
+            ("commits", self._commit_pages),
+            ("pulls", self._pull_pages),
+            ("deployments", self._deployment_pages),
+        ]
+
+    # -- streams ------------------------------------------------------------------------------------
+
+    def _repo_pages(self, repo: Repository, scope: str, _cursor: str | None) -> Iterator[Page]:
+        """The repo itself (its default branch decides which history is the commit graph)."""
+        repo.default_branch  # noqa: B018 - completes the lazy repo with its one request
+        data = repo.raw_data
+        page = Page(SOURCE, scope, "repo")
+        page.raw.append(RawObject("repo", scope, data, scope))
+        page.add("repos", {"repo": scope, "default_branch": data["default_branch"], "html_url": data.get("html_url")})
+        yield page
+
+    def _commit_pages(self, repo: Repository, scope: str, cursor: str | None) -> Iterator[Page]:
+        """Default-branch commits with their parents, since the last committed date seen."""
+        since = _ts(cursor) if cursor else self._horizon
+        newest: dt.datetime | None = None
+        commits = repo.get_commits(sha=repo.default_branch, since=since)
+        try:
+            for batch in _batches(commits):
+                page = Page(SOURCE, scope, "commits")
+                for commit in batch:
+                    data = _payload(commit)
+                    row = _commit_row(scope, data)
+                    page.add("commits", row)
+                    for index, parent in enumerate(data.get("parents") or []):
+                        page.add("commit_parents", {"repo": scope, "sha": data["sha"], "parent_index": index,
+                                                    "parent_sha": parent["sha"]})
+                    page.raw.append(RawObject("commit", f"{scope}@{data['sha']}", data, scope))
+                    if row["committed_at"] and (newest is None or row["committed_at"] > newest):
+                        newest = row["committed_at"]
+                yield page
+        except GithubException as exc:
+            # GitHub answers 409 "Git Repository is empty." for a repo without commits: nothing to sync
+            if exc.status != 409:
+                raise
+            log.info("github %s: repository is empty", scope)
+        if newest is not None:
+            yield Page(SOURCE, scope, "commits", cursor=_iso(newest))
+
+    def _pull_pages(self, repo: Repository, scope: str, cursor: str | None) -> Iterator[Page]:
+        """Pull requests of all states, newest update first, down to the cursor; each with details.
+
+        The list has no `since` filter, so it is walked by updated_at descending and stopped at the
+        previous run's newest update. The boundary PR (equal updated_at) is fetched again on purpose:
+        an update in the same second as the previous listing must not be lost.
+        """
+        stop_at = _ts(cursor) if cursor else self._horizon
+        newest: dt.datetime | None = None
+        pulls = repo.get_pulls(state="all", sort="updated", direction="desc")
+        for batch in _batches(pulls):
+            page = Page(SOURCE, scope, "pulls")
+            reached_cursor = False
+            for pull in batch:
+                data = _payload(pull)
+                updated = _ts(data["updated_at"])
+                if updated is None or updated < stop_at:
+                    reached_cursor = True
+                    break
+                newest = updated if newest is None else max(newest, updated)
+                self._add_pull(page, scope, pull, data)
+            if page.rows:
+                yield page
+            if reached_cursor:
+                break
+        if newest is not None:
+            yield Page(SOURCE, scope, "pulls", cursor=_iso(newest))
+
+    def _add_pull(self, page: Page, scope: str, pull: Any, data: dict[str, Any]) -> None:
+        """One pull request with its reviews, commits and flow events (three list requests)."""
+        number = int(data["number"])
+        page.raw.append(RawObject("pull", f"{scope}#{number}", data, scope))
+        page.add("pull_requests", _pull_row(scope, data))
+        for review in pull.get_reviews():
+            item = _payload(review)
+            page.raw.append(RawObject("review", f"{scope}#{number}/{item['id']}", item, scope))
+            page.add("pr_reviews", {
+                "repo": scope, "pr_number": number, "review_id": int(item["id"]),
+                "reviewer_login": _login(item.get("user")), "reviewer_type": _user_type(item.get("user")),
+                "state": item.get("state"), "submitted_at": _ts(item.get("submitted_at")),
+                "commit_id": item.get("commit_id"),
+            })
+        for commit in pull.get_commits():
+            item = _payload(commit)
+            page.raw.append(RawObject("pr_commit", f"{scope}#{number}@{item['sha']}", item, scope))
+            row = _commit_row(scope, item)
+            del row["author_name"]
+            page.add("pr_commits", {**row, "pr_number": number})
+        for event in pull.as_issue().get_timeline():
+            item = _payload(event)
+            kind = item.get("event")
+            if kind not in FLOW_EVENTS or item.get("id") is None:
+                continue
+            page.raw.append(RawObject("pr_event", f"{scope}#{number}/{item['id']}", item, scope))
+            page.add("pr_events", {
+                "repo": scope, "pr_number": number, "event_id": str(item["id"]), "event": kind,
+                "actor_login": _login(item.get("actor")), "actor_type": _user_type(item.get("actor")),
+                "created_at": _ts(item.get("created_at")),
+            })
+
+    def _deployment_pages(self, repo: Repository, scope: str, cursor: str | None) -> Iterator[Page]:
+        """New deployments (ids above the cursor) with all statuses, then re-poll unsettled ones.
+
+        Deployments are listed newest first and have no `since` filter; ids grow with time, so the
+        walk stops at the highest id already stored. Statuses of a deployment keep arriving after it
+        was first seen (queued -> in_progress -> success), so unsettled ones are kept in the cursor.
+        """
+        state = json.loads(cursor) if cursor else {"max_id": 0, "open": []}
+        max_id = int(state["max_id"])
+        open_ids = {int(i): created for i, created in state["open"]}
+        newest_id = max_id
+        for batch in _batches(repo.get_deployments()):
+            page = Page(SOURCE, scope, "deployments")
+            reached_cursor = False
+            for deployment in batch:
+                data = _payload(deployment)
+                created = _ts(data["created_at"])
+                if int(data["id"]) <= max_id or (not cursor and created is not None and created < self._horizon):
+                    reached_cursor = True
+                    break
+                newest_id = max(newest_id, int(data["id"]))
+                page.raw.append(RawObject("deployment", f"{scope}/{data['id']}", data, scope))
+                page.add("github_deployments", _deployment_row(scope, data))
+                if not self._add_statuses(page, scope, int(data["id"]), deployment.get_statuses()):
+                    open_ids[int(data["id"])] = data["created_at"]
+                else:
+                    open_ids.pop(int(data["id"]), None)
+            if page.rows:
+                yield page
+            if reached_cursor:
+                break
+        still_open: list[tuple[int, str]] = []
+        for deployment_id, created in sorted(open_ids.items()):
+            if deployment_id > max_id:
+                still_open.append((deployment_id, created))
+                continue
+            page = Page(SOURCE, scope, "deployments")
+            settled = self._add_statuses(page, scope, deployment_id, repo.get_deployment(deployment_id).get_statuses())
+            yield page
+            created_at = _ts(created)
+            if not settled and created_at is not None and self._now() - created_at < OPEN_DEPLOYMENT_MAX_AGE:
+                still_open.append((deployment_id, created))
+        new_state = {"max_id": newest_id, "open": sorted(still_open)}
+        if new_state != state:
+            yield Page(SOURCE, scope, "deployments", cursor=json.dumps(new_state))
+
+    @staticmethod
+    def _add_statuses(page: Page, scope: str, deployment_id: int, statuses: Iterable[Any]) -> bool:
+        """Add a deployment's statuses to the page; True when one of them settles it."""
+        settled = False
+        for status in statuses:
+            item = _payload(status)
+            page.raw.append(RawObject("deployment_status", f"{scope}/{deployment_id}/{item['id']}", item, scope))
+            page.add("github_deployment_statuses", {
+                "repo": scope, "deployment_id": deployment_id, "status_id": int(item["id"]),
+                "state": item["state"], "created_at": _ts(item["created_at"]),
+            })
+            settled = settled or item["state"] in SETTLED_STATES
+        return settled
+
+
+def _commit_row(scope: str, data: dict[str, Any]) -> Row:
+    """A commit (from the commits or PR-commits list) as a typed row."""
+    commit = data.get("commit") or {}
+    author = commit.get("author") or {}
+    committer = commit.get("committer") or {}
+    return {
+        "repo": scope,
+        "sha": data["sha"],
+        "author_login": _login(data.get("author")),
+        "author_name": author.get("name"),
+        "authored_at": _ts(author.get("date")),
+        "committed_at": _ts(committer.get("date")),
+        "message": commit.get("message"),
+    }
+
+
+def _pull_row(scope: str, data: dict[str, Any]) -> Row:
+    """A pull request list item as a typed row."""
+    user = data.get("user")
+    head = data.get("head") or {}
+    base = data.get("base") or {}
+    return {
+        "repo": scope,
+        "number": int(data["number"]),
+        "id": data.get("id"),
+        "title": data.get("title"),
+        "author_login": _login(user),
+        "author_type": _user_type(user),
+        "state": data.get("state"),
+        "draft": bool(data.get("draft")),
+        "created_at": _ts(data.get("created_at")),
+        "updated_at": _ts(data.get("updated_at")),
+        "closed_at": _ts(data.get("closed_at")),
+        "merged_at": _ts(data.get("merged_at")),
+        "merge_commit_sha": data.get("merge_commit_sha") if data.get("merged_at") else None,
+        "head_ref": head.get("ref"),
+        "head_sha": head.get("sha"),
+        "base_ref": base.get("ref"),
+        "html_url": data.get("html_url"),
+    }
+
+
+def _deployment_row(scope: str, data: dict[str, Any]) -> Row:
+    """A deployment list item as a typed row."""
+    return {
+        "repo": scope,
+        "deployment_id": int(data["id"]),
+        "environment": data.get("environment"),
+        "sha": data.get("sha"),
+        "ref": data.get("ref"),
+        "task": data.get("task"),
+        "creator_login": _login(data.get("creator")),
+        "created_at": _ts(data.get("created_at")),
+        "updated_at": _ts(data.get("updated_at")),
+    }

@@ -1,0 +1,1 @@
+"""Schema, migrations, record types and the value-stream mapper; depends on nothing else of vsm."""
