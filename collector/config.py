@@ -10,9 +10,12 @@ import re
 import tomllib
 import types
 import typing
+import zoneinfo
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from models import stream as stream_model
 
 _REPO = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -49,13 +52,56 @@ class GitHubConfig:
         return dt.datetime(start.year, start.month, start.day, tzinfo=dt.UTC)
 
 
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+@dataclass(frozen=True)
+class CalendarConfig:
+    """The team's working time, so waits can also be told in working hours."""
+
+    timezone: str = "UTC"
+    workdays: tuple[str, ...] = WEEKDAYS[:5]
+    hours: str = "09:00-17:30"
+    holidays: tuple[dt.date, ...] = ()
+
+    def working_hours(self) -> tuple[dt.time, dt.time]:
+        """The start and end of the working day."""
+        start, end = self.hours.split("-")
+        return dt.time.fromisoformat(start), dt.time.fromisoformat(end)
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    """Which changes the headline figures include."""
+
+    include_bots: bool = False
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    """One configured stage: [start, end] event names; `a|b` means a, or b when the change has no a."""
+
+    name: str
+    wait: tuple[str, ...] | None = None
+    process: tuple[str, ...] | None = None
+
+
 @dataclass(frozen=True)
 class Config:
     """The whole validated configuration."""
 
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     github: GitHubConfig | None = None
+    calendar: CalendarConfig = field(default_factory=CalendarConfig)
+    stream: StreamConfig = field(default_factory=StreamConfig)
+    stages: tuple[StageConfig, ...] = ()
     source_file: Path | None = None
+
+    def value_stream(self) -> tuple[stream_model.Stage, ...]:
+        """The configured stages as the mapper's model, or the built-in stream."""
+        if not self.stages:
+            return stream_model.DEFAULT_STAGES
+        return tuple(_stage(i, s) for i, s in enumerate(self.stages))
 
     @property
     def db_path(self) -> Path:
@@ -105,8 +151,47 @@ def from_dict(data: dict[str, Any], source_file: Path | None = None) -> Config:
     return config
 
 
+def _stage(index: int, stage: StageConfig) -> stream_model.Stage:
+    """Turn one [[stages]] entry into the model, naming the entry on error."""
+    spans: dict[str, stream_model.Span | None] = {}
+    for kind in ("wait", "process"):
+        events = getattr(stage, kind)
+        if events is None:
+            spans[kind] = None
+            continue
+        if len(events) != 2:
+            raise ConfigError(f"stages[{index}].{kind}: expected [start_event, end_event], got {list(events)}")
+        try:
+            spans[kind] = stream_model.span(events[0].split("|"), events[1].split("|"))
+        except stream_model.StreamError as exc:
+            raise ConfigError(f"stages[{index}].{kind}: {exc}") from None
+    return stream_model.Stage(stage.name, wait=spans["wait"], process=spans["process"])
+
+
+def _check_calendar(calendar: CalendarConfig) -> None:
+    """The calendar's time zone, days and hours must be usable."""
+    try:
+        zoneinfo.ZoneInfo(calendar.timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"calendar.timezone: unknown time zone {calendar.timezone!r} (e.g. Europe/London)") from None
+    for day in calendar.workdays:
+        if day not in WEEKDAYS:
+            raise ConfigError(f"calendar.workdays: {day!r} is not one of {', '.join(WEEKDAYS)}")
+    try:
+        start, end = calendar.working_hours()
+    except ValueError:
+        raise ConfigError(f"calendar.hours: {calendar.hours!r} is not like 09:00-17:30") from None
+    if start >= end:
+        raise ConfigError(f"calendar.hours: the day must end after it starts, got {calendar.hours!r}")
+
+
 def _check(config: Config) -> None:
     """Cross-field rules the types alone cannot express."""
+    _check_calendar(config.calendar)
+    try:
+        stream_model.validate_stages(config.value_stream())
+    except stream_model.StreamError as exc:
+        raise ConfigError(f"stages: {exc}") from None
     gh = config.github
     if gh is None:
         return
@@ -162,6 +247,10 @@ def _convert(value: Any, annotation: Any, key: str) -> Any:
             raise ConfigError(f"{key}: expected a table, got {_type_name(value)}")
         names = {f.name for f in dataclasses.fields(annotation)}
         _reject_unknown(value, names, f"{key}.")
+        for f in dataclasses.fields(annotation):
+            required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+            if required and f.name not in value:
+                raise ConfigError(f"{key}.{f.name}: missing (required)")
         return annotation(**{k: _convert(v, _resolve(annotation, k), f"{key}.{k}") for k, v in value.items()})
     if origin is tuple:
         if not isinstance(value, list):

@@ -72,6 +72,18 @@ def test_defaults(tmp_path: Path) -> None:
          "github.base_url: 'api.github.com' is not an http(s) URL"),
         ("[database]\npath = 3\n", "database.path: expected a path string, got integer 3"),
         ("[github\n", "not valid TOML"),
+        ('[calendar]\ntimezone = "Mars/Olympus"\n', "calendar.timezone: unknown time zone 'Mars/Olympus'"),
+        ('[calendar]\nworkdays = ["monday"]\n', "calendar.workdays: 'monday' is not one of mon, tue"),
+        ('[calendar]\nhours = "17:00-09:00"\n', "calendar.hours: the day must end after it starts"),
+        ('[calendar]\nholidays = ["25/12/2026"]\n', "calendar.holidays[0]: '25/12/2026' is not a date"),
+        ('[[stages]]\nwait = ["pr_ready", "review_first"]\n', "stages[0].name: missing (required)"),
+        ('[[stages]]\nname = "x"\nwait = ["pr_ready"]\n', "stages[0].wait: expected [start_event, end_event]"),
+        ('[[stages]]\nname = "x"\nwait = ["pr_ready", "lunch"]\n', "stages[0].wait: unknown event 'lunch'"),
+        ('[[stages]]\nname = "x"\nprocess = ["deploy_started", "deploy_finished:prod"]\n',
+         "deploy_started needs an environment"),
+        ('[[stages]]\nname = "x"\n', "stages: stage 'x' needs a wait or a process span"),
+        ('[[stages]]\nname = "x"\nwait = ["pr_ready", "pr_merged"]\n[[stages]]\nname = "x"\n'
+         'wait = ["pr_ready", "pr_merged"]\n', "stages: stage 'x' is defined twice"),
     ],
 )
 def test_mistakes_name_the_key(tmp_path: Path, text: str, message: str) -> None:
@@ -99,3 +111,33 @@ def test_example_config_is_valid(monkeypatch: pytest.MonkeyPatch) -> None:
     example = Path(__file__).resolve().parent.parent / "config.example.toml"
     config = cfg.load(example)
     assert config.github is not None and config.github.repos == ("petclinic/petclinic-web",)
+
+
+def test_custom_stream_and_calendar(tmp_path: Path) -> None:
+    text = """
+[calendar]
+timezone = "Europe/London"
+workdays = ["mon", "tue", "wed", "thu"]
+hours = "08:30-16:00"
+holidays = [2026-12-25, "2026-12-28"]
+
+[[stages]]
+name = "pickup"
+wait = ["pr_ready", "review_first"]
+
+[[stages]]
+name = "approval"
+process = ["review_first", "review_approved|pr_merged"]
+"""
+    config = cfg.load(write(tmp_path, text))
+    assert config.calendar.holidays == (dt.date(2026, 12, 25), dt.date(2026, 12, 28))
+    assert config.calendar.working_hours() == (dt.time(8, 30), dt.time(16, 0))
+    stages = config.value_stream()
+    assert [s.name for s in stages] == ["pickup", "approval"]
+    assert stages[1].process is not None and stages[1].process.end == ("review_approved", "pr_merged")
+    assert stages[0].process is None
+
+
+def test_default_stream_is_the_public_one(tmp_path: Path) -> None:
+    config = cfg.load(write(tmp_path, ""))
+    assert [s.name for s in config.value_stream()] == ["code", "review", "merge", "build", "staging", "release"]
