@@ -41,7 +41,9 @@ def setup_logging(verbosity: int) -> None:
     handler.setLevel(level)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    # replace only the handler an earlier call installed (embedding code and test tools keep theirs)
+    root.handlers[:] = [h for h in root.handlers if not getattr(h, "_vsm", False)] + [handler]
+    handler._vsm = True  # type: ignore[attr-defined]
     root.setLevel(level)
 
 
@@ -75,7 +77,9 @@ def cmd_map(args: argparse.Namespace) -> int:
 def cmd_query(args: argparse.Namespace) -> int:
     """Run one SQL statement against the database and print the result."""
     config = _load(args)
-    with Store(config.db_path) as store:
+    if not config.db_path.exists():
+        raise StoreError(f"no database at {config.db_path}: run `vsm collect` (or `vsm demo`) first")
+    with Store(config.db_path, read_only=True) as store:
         try:
             headers, rows = store.query(args.sql)
         except Exception as exc:  # DuckDB's errors name the problem well; keep them to one line

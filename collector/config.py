@@ -254,12 +254,12 @@ def _convert(value: Any, annotation: Any, key: str) -> Any:
         return annotation(**{k: _convert(v, _resolve(annotation, k), f"{key}.{k}") for k, v in value.items()})
     if origin is tuple:
         if not isinstance(value, list):
-            raise ConfigError(f"{key}: expected an array, got {_type_name(value)}")
+            raise ConfigError(f"{key}: expected an array, got {_type_name(value)} {value!r}")
         item_type = typing.get_args(annotation)[0]
         return tuple(_convert(v, item_type, f"{key}[{i}]") for i, v in enumerate(value))
     if origin is dict:
         if not isinstance(value, dict):
-            raise ConfigError(f"{key}: expected a table, got {_type_name(value)}")
+            raise ConfigError(f"{key}: expected a table, got {_type_name(value)} {value!r}")
         value_type = typing.get_args(annotation)[1]
         return {k: _convert(v, value_type, f"{key}.{k}") for k, v in value.items()}
     return _convert_scalar(value, annotation, key)

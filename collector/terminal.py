@@ -92,3 +92,54 @@ def stage_report(stages: Sequence[StageSummary], totals: Totals) -> str:
         f"flow efficiency {percent(totals.flow_efficiency)}"
     )
     return f"{text}\n\n{summary}"
+
+
+BOX_WIDTH = 13  # inner width of a process box
+GAP_WIDTH = 9  # room between boxes for the wait marker
+
+
+def value_stream_map(stages: Sequence[StageSummary], totals: Totals, bottleneck: str | None = None) -> str:
+    """Draw the classic value stream map: process boxes, the waits between them, the timeline ladder.
+
+    Figures are medians per stage. The ladder underneath has wait on its upper rungs and process on its
+    lower rungs; the totals at its end are the sums of the stage medians, shown beside the measured
+    median lead time (medians do not add up exactly, so both are given).
+    """
+    if not stages:
+        return "(no changes mapped yet)"
+    gap, inner = " " * GAP_WIDTH, BOX_WIDTH
+
+    def box_line(text: str) -> str:
+        return "│" + text[:inner].center(inner) + "│"
+
+    names = [s.stage + (" ◆" if s.stage == bottleneck else "") for s in stages]
+    pcas = [getattr(s, "pca", None) for s in stages]
+    waits = [duration(s.wait_median_s) if s.wait_median_s else "" for s in stages]
+    rows = {
+        "top": gap.join("┌" + "─" * inner + "┐" for _ in stages),
+        "name": gap.join(box_line(n) for n in names),
+        "pt": gap.join(box_line(f"PT {duration(s.process_median_s)}") for s in stages),
+        "ca": gap.join(box_line(f"C/A {percent(p)}" if p is not None else f"n={s.items}")
+                       for s, p in zip(stages, pcas, strict=True)),
+        "bottom": gap.join("└" + "─" * inner + "┘" for _ in stages),
+    }
+    # wait markers sit before each box, like the inventory triangles of a paper VSM
+    lead_in = [("▲ " + w).center(GAP_WIDTH) if w else " " * GAP_WIDTH for w in waits]
+    wait_row = "".join(lead_in[i] + " " * (inner + 2) for i in range(len(stages)))
+    box_rows = [" " * GAP_WIDTH + rows[k] for k in ("top", "name", "pt", "ca", "bottom")]
+
+    upper, lower = [], []
+    for s in stages:
+        wait_cell = f" {duration(s.wait_median_s)} " if s.wait_median_s else ""
+        upper.append(f"{wait_cell:─^{GAP_WIDTH}}" + "┐" + " " * inner + "┌")
+        lower.append(" " * GAP_WIDTH + "└" + f"{' ' + duration(s.process_median_s) + ' ':─^{inner}}" + "┘")
+    total_wait = sum(s.wait_median_s or 0.0 for s in stages)
+    total_process = sum(s.process_median_s or 0.0 for s in stages)
+    width = len("".join(lower))
+    ladder_top = "wait " + "".join(upper)[5:].rstrip("┌").ljust(width - 5) + f"  wait    {duration(total_wait)}"
+    ladder_bottom = "proc " + "".join(lower)[5:] + f"  process {duration(total_process)}"
+    legend = (f"lead time: median {duration(totals.lead_time_median_s)}, p85 {duration(totals.lead_time_p85_s)}"
+              f" | flow efficiency {percent(totals.flow_efficiency)}")
+    if bottleneck:
+        legend += f" | ◆ bottleneck: {bottleneck}"
+    return "\n".join([wait_row.rstrip(), *box_rows, "", ladder_top, ladder_bottom, "", legend])

@@ -73,5 +73,7 @@ def request_tally(logger_name: str) -> RequestTally:
             logger = logging.getLogger(logger_name)
             logger.addHandler(tally)
             logger.setLevel(logging.DEBUG)
+            # the client's per-request DEBUG lines carry whole response bodies: count them, never show them
+            logger.propagate = False
             _tallies[logger_name] = tally
         return _tallies[logger_name]

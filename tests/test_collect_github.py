@@ -77,9 +77,12 @@ def test_request_count_matches_the_server_log(tmp_path: Path, sim: GitHubSimulat
     with Store(config.db_path) as store:
         (result,) = collect(config, store)
         pulls = store.query("SELECT count(*) FROM pull_requests")[1][0][0]
+        deployments = store.query("SELECT count(*) FROM github_deployments")[1][0][0]
     assert result.requests == len(sim.request_log)
-    # reviews + commits + timeline per PR, plus list pages and deployment statuses
-    assert 3 * pulls <= result.requests <= 3 * pulls + 200
+    # per PR: reviews + commits + timeline; per deployment: its statuses; the rest are list pages
+    # (one repo request and a few pages of commits, pulls and deployments per repo)
+    list_pages = result.requests - 3 * pulls - deployments
+    assert 2 * len(world.repos) <= list_pages <= 15 * len(world.repos)
 
 
 def test_second_collect_changes_nothing(tmp_path: Path, sim: GitHubSimulator, world: World) -> None:

@@ -1,0 +1,48 @@
+"""`vsm demo` end to end: simulated world → HTTP → PyGithub → DuckDB → views → terminal table."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from collector.cli import main
+from collector.store import Store
+
+
+def test_demo_runs_the_whole_pipeline(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--dir", str(tmp_path / "demo")]) == 0
+    output = capsys.readouterr().out
+    for stage in ("code", "review", "merge", "release"):
+        assert re.search(rf"^{stage}\s+\d+\s", output, re.MULTILINE), f"no {stage} row in:\n{output}"
+    assert re.search(r"lead time p50 \d+[dhms]", output)
+    assert re.search(r"flow efficiency \d+\.\d%", output)
+    assert "requests per PR" in output
+    config = tmp_path / "demo" / "vsm.toml"
+    assert f"vsm query --config {config}" in output
+
+    with Store(tmp_path / "demo" / "vsm.duckdb") as store:
+        changes, deployed = store.query("SELECT count(*), count(deployed_at) FROM changes")[1][0]
+        assert changes > 100 and 0 < deployed < changes
+        stages = store.query("SELECT DISTINCT stage FROM stage_times ORDER BY ALL")[1]
+        assert [s for (s,) in stages] == ["code", "merge", "release", "review"]
+
+    # the written config works for queries after the demo (the database outlives the servers)
+    assert main(["query", "--config", str(config), "--format", "csv",
+                 "SELECT count(*) AS n FROM changes WHERE deployed_at IS NOT NULL"]) == 0
+    assert capsys.readouterr().out.strip() == f"n\n{deployed}"
+
+
+def test_query_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "vsm.toml"
+    config.write_text('[database]\npath = "x.duckdb"\n', encoding="utf-8")
+    assert main(["query", "--config", str(config), "SELECT 1"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no database at" in err[0] and "vsm collect" in err[0]
+
+    Store(tmp_path / "x.duckdb").close()
+    capsys.readouterr()
+    assert main(["query", "--config", str(config), "SELECT * FROM no_such_table"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no_such_table" in err[0]
