@@ -28,9 +28,10 @@ FLOW_EVENTS = frozenset(
     {"ready_for_review", "convert_to_draft", "review_requested", "review_request_removed",
      "merged", "closed", "reopened"}
 )
-# A deployment with one of these statuses has settled; others are re-polled until they do.
-SETTLED_STATES = frozenset({"success", "failure", "error", "inactive"})
-# Deployments that never settle (abandoned pipelines) stop being re-polled after this long.
+# A deployment with one of these statuses has settled; others are re-polled until they do. A successful
+# one has not: GitHub adds `inactive` to it when a newer deployment to its environment replaces it.
+SETTLED_STATES = frozenset({"failure", "error", "inactive"})
+# An unsettled deployment stops being re-polled once a newer one to its environment is this much newer.
 OPEN_DEPLOYMENT_MAX_AGE = dt.timedelta(days=7)
 
 T = TypeVar("T")
@@ -104,11 +105,9 @@ class GitHubConnector:
         retries: int = 5,
         max_rate_limit_wait: float = 900.0,
         seconds_between_requests: float | None = None,
-        now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     ) -> None:
         self._repos = list(repos)
         self._horizon = horizon
-        self._now = now
         self._retries = [0]
         self._tally = request_tally("github.Requester")
         self._tally_start = self._tally.current_thread()
@@ -201,31 +200,58 @@ class GitHubConnector:
         yield page
 
     def _commit_pages(self, repo: Repository, scope: str, cursor: str | None) -> Iterator[Page]:
-        """Default-branch commits with their parents, since the last committed date seen."""
-        since = _ts(cursor) if cursor else self._horizon
-        newest: dt.datetime | None = None
-        commits = repo.get_commits(sha=repo.default_branch, since=since)
+        """Default-branch commits with their parents: the commit graph used for attribution.
+
+        The first sync lists history back to the horizon. Later syncs ask for exactly the commits
+        reachable from the branch now and not from the head seen last time (compare old...branch):
+        listing with `since` would miss commits of a merged branch that were authored before the
+        cursor, because GitHub filters `since` by commit date, not by when a commit joined the branch.
+        """
+        state = json.loads(cursor) if cursor else None
+        seen: dict[str, Row] = {}
+        parents_of: set[str] = set()
         try:
+            if state is None:
+                commits: Iterable[Any] = repo.get_commits(sha=repo.default_branch, since=self._horizon)
+            else:
+                commits = self._commits_since_head(repo, scope, state)
             for batch in _batches(commits):
                 page = Page(SOURCE, scope, "commits")
                 for commit in batch:
                     data = _payload(commit)
                     row = _commit_row(scope, data)
+                    seen[row["sha"]] = row
                     page.add("commits", row)
                     for index, parent in enumerate(data.get("parents") or []):
+                        parents_of.add(parent["sha"])
                         page.add("commit_parents", {"repo": scope, "sha": data["sha"], "parent_index": index,
                                                     "parent_sha": parent["sha"]})
                     page.raw.append(RawObject("commit", f"{scope}@{data['sha']}", data, scope))
-                    if row["committed_at"] and (newest is None or row["committed_at"] > newest):
-                        newest = row["committed_at"]
                 yield page
         except GithubException as exc:
             # GitHub answers 409 "Git Repository is empty." for a repo without commits: nothing to sync
             if exc.status != 409:
                 raise
             log.info("github %s: repository is empty", scope)
-        if newest is not None:
-            yield Page(SOURCE, scope, "commits", cursor=_iso(newest))
+        heads = [row for sha, row in seen.items() if sha not in parents_of]
+        if heads:
+            head = max(heads, key=lambda row: row["committed_at"] or self._horizon)
+            yield Page(SOURCE, scope, "commits", cursor=json.dumps(
+                {"head": head["sha"], "committed_at": _iso(head["committed_at"] or self._horizon)}))
+
+    def _commits_since_head(self, repo: Repository, scope: str, state: dict[str, str]) -> Iterable[Any]:
+        """Commits on the default branch that the last seen head does not reach."""
+        try:
+            comparison = repo.compare(state["head"], repo.default_branch, comparison_commits_per_page=PER_PAGE)
+            commits = comparison.commits
+            iterator = iter(commits)
+            first = next(iterator, None)
+        except UnknownObjectException:
+            # the old head no longer exists (force-push and garbage collection): fall back to dates
+            log.warning("github %s: last seen head %s is gone; listing commits since %s",
+                        scope, state["head"][:12], state["committed_at"])
+            return repo.get_commits(sha=repo.default_branch, since=_ts(state["committed_at"]))
+        return itertools.chain([first], iterator) if first is not None else []
 
     def _pull_pages(self, repo: Repository, scope: str, cursor: str | None) -> Iterator[Page]:
         """Pull requests of all states, newest update first, down to the cursor; each with details.
@@ -275,7 +301,7 @@ class GitHubConnector:
             row = _commit_row(scope, item)
             del row["author_name"]
             page.add("pr_commits", {**row, "pr_number": number})
-        for event in pull.as_issue().get_timeline():
+        for event in pull.get_issue_timeline():
             item = _payload(event)
             kind = item.get("event")
             if kind not in FLOW_EVENTS or item.get("id") is None:
@@ -291,45 +317,51 @@ class GitHubConnector:
         """New deployments (ids above the cursor) with all statuses, then re-poll unsettled ones.
 
         Deployments are listed newest first and have no `since` filter; ids grow with time, so the
-        walk stops at the highest id already stored. Statuses of a deployment keep arriving after it
-        was first seen (queued -> in_progress -> success), so unsettled ones are kept in the cursor.
+        walk stops at the highest id already stored. Statuses keep arriving after a deployment was first
+        seen (queued -> in_progress -> success -> inactive once replaced), so unsettled deployments stay
+        in the cursor and are re-polled, until settled or left behind for a week by a newer deployment
+        to the same environment (an abandoned pipeline must not cost a request forever).
         """
-        state = json.loads(cursor) if cursor else {"max_id": 0, "open": []}
+        state = json.loads(cursor) if cursor else {"max_id": 0, "open": [], "newest": {}}
         max_id = int(state["max_id"])
-        open_ids = {int(i): created for i, created in state["open"]}
-        newest_id = max_id
+        open_deployments = {int(i): (created, env) for i, created, env in state["open"]}
+        newest: dict[str, str] = dict(state["newest"])
+        new_max = max_id
         for batch in _batches(repo.get_deployments()):
             page = Page(SOURCE, scope, "deployments")
             reached_cursor = False
             for deployment in batch:
                 data = _payload(deployment)
-                created = _ts(data["created_at"])
-                if int(data["id"]) <= max_id or (not cursor and created is not None and created < self._horizon):
+                deployment_id, created, env = int(data["id"]), data["created_at"], data.get("environment") or ""
+                if deployment_id <= max_id or (not cursor and _ts(created) < self._horizon):  # type: ignore[operator]
                     reached_cursor = True
                     break
-                newest_id = max(newest_id, int(data["id"]))
-                page.raw.append(RawObject("deployment", f"{scope}/{data['id']}", data, scope))
+                new_max = max(new_max, deployment_id)
+                newest[env] = max(newest.get(env, created), created)
+                page.raw.append(RawObject("deployment", f"{scope}/{deployment_id}", data, scope))
                 page.add("github_deployments", _deployment_row(scope, data))
-                if not self._add_statuses(page, scope, int(data["id"]), deployment.get_statuses()):
-                    open_ids[int(data["id"])] = data["created_at"]
-                else:
-                    open_ids.pop(int(data["id"]), None)
+                if not self._add_statuses(page, scope, deployment_id, deployment.get_statuses()):
+                    open_deployments[deployment_id] = (created, env)
             if page.rows:
                 yield page
             if reached_cursor:
                 break
-        still_open: list[tuple[int, str]] = []
-        for deployment_id, created in sorted(open_ids.items()):
-            if deployment_id > max_id:
-                still_open.append((deployment_id, created))
-                continue
-            page = Page(SOURCE, scope, "deployments")
-            settled = self._add_statuses(page, scope, deployment_id, repo.get_deployment(deployment_id).get_statuses())
-            yield page
-            created_at = _ts(created)
-            if not settled and created_at is not None and self._now() - created_at < OPEN_DEPLOYMENT_MAX_AGE:
-                still_open.append((deployment_id, created))
-        new_state = {"max_id": newest_id, "open": sorted(still_open)}
+        still_open: list[tuple[int, str, str]] = []
+        for deployment_id, (created, env) in sorted(open_deployments.items()):
+            if deployment_id <= max_id:
+                page = Page(SOURCE, scope, "deployments")
+                deployment = repo.get_deployment(deployment_id)
+                data = deployment.raw_data  # completes the lazy object: its updated_at moves with new statuses
+                page.raw.append(RawObject("deployment", f"{scope}/{deployment_id}", data, scope))
+                page.add("github_deployments", _deployment_row(scope, data))
+                settled = self._add_statuses(page, scope, deployment_id, deployment.get_statuses())
+                yield page
+                if settled:
+                    continue
+            left_behind = _ts(newest.get(env, created)) - _ts(created)  # type: ignore[operator]
+            if left_behind < OPEN_DEPLOYMENT_MAX_AGE:
+                still_open.append((deployment_id, created, env))
+        new_state = {"max_id": new_max, "open": still_open, "newest": dict(sorted(newest.items()))}
         if new_state != state:
             yield Page(SOURCE, scope, "deployments", cursor=json.dumps(new_state))
 

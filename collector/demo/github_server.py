@@ -1,0 +1,553 @@
+"""A simulated GitHub: a threaded HTTP server on 127.0.0.1 answering like the REST API for a Pet Clinic world.
+
+It serves only what existed at `clock` (default: the world's end), so a test can collect at T1, move the clock
+to T2 and collect again. Pagination, Link headers, rate-limit headers, ETags/304, bad-token 401s and injected
+faults behave like api.github.com closely enough for PyGithub and plain `requests` clients to run unmodified.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import itertools
+import json
+import logging
+import math
+import re
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
+
+from collector.demo.payloads import Payloads
+from collector.demo.world import UTC, Commit, PullRequest, RepoWorld, World
+
+logger = logging.getLogger(__name__)
+
+RATE_LIMIT = 5000
+DOCS = "https://docs.github.com/rest"
+RATE_DOCS = DOCS + "/overview/rate-limits-for-the-rest-api"
+_REPO = r"/repos/(?P<owner>[^/]+)/(?P<name>[^/]+)"
+# (path regex, handler method of _Api): every GET endpoint the simulator answers.
+ROUTES: tuple[tuple[str, str], ...] = (
+    (r"/rate_limit", "rate_limit"),
+    (_REPO, "repo"),
+    (_REPO + r"/commits", "commits"),
+    (_REPO + r"/commits/(?P<ref>[^/]+)", "commit"),
+    (_REPO + r"/compare/(?P<basehead>[^/]+)", "compare"),
+    (_REPO + r"/pulls", "pulls"),
+    (_REPO + r"/pulls/(?P<number>\d+)", "pull"),
+    (_REPO + r"/pulls/(?P<number>\d+)/reviews", "reviews"),
+    (_REPO + r"/pulls/(?P<number>\d+)/commits", "pull_commits"),
+    (_REPO + r"/issues/(?P<number>\d+)", "issue"),
+    (_REPO + r"/issues/(?P<number>\d+)/timeline", "timeline"),
+    (_REPO + r"/deployments", "deployments"),
+    (_REPO + r"/deployments/(?P<id>\d+)", "deployment"),
+    (_REPO + r"/deployments/(?P<id>\d+)/statuses", "statuses"),
+)
+_COMPILED = tuple((re.compile(pattern), name) for pattern, name in ROUTES)
+_FAULT_MESSAGES = {
+    401: "Bad credentials",
+    403: "API rate limit exceeded for user ID 1. If you reach out to GitHub Support for help, please "
+         "include the request ID.",
+    404: "Not Found",
+    422: "Validation Failed",
+    429: "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",
+    500: "Server Error",
+    502: "Server Error",
+    503: "Service Unavailable",
+}
+
+
+class ApiError(Exception):
+    """An HTTP error answer with GitHub's error body."""
+
+    def __init__(self, status: int, message: str, documentation_url: str = DOCS) -> None:
+        super().__init__(message)
+        self.status, self.message, self.documentation_url = status, message, documentation_url
+
+
+@dataclass
+class _Fault:
+    """An injected failure for the next `times` requests whose path (with query) matches."""
+
+    pattern: re.Pattern[str]
+    status: int
+    times: int
+    headers: dict[str, str]
+    body: dict[str, Any] | None
+
+
+@dataclass
+class Listing:
+    """A full list answer: the items in GitHub's order and how to render one (after pagination)."""
+
+    items: list[Any]
+    render: Callable[[Any], Any]
+
+
+@dataclass
+class _Answer:
+    """What a request gets: status, JSON body, extra headers, and whether it uses rate-limit quota."""
+
+    status: int
+    body: Any
+    headers: dict[str, str]
+    counted: bool = True
+
+
+class _Api:
+    """The endpoint handlers of ROUTES, bound to one clock: each returns an object or a full Listing."""
+
+    def __init__(self, world: World, payloads: Payloads, clock: datetime, rate: tuple[int, int]) -> None:
+        self.world, self.p, self.t, self.rate = world, payloads, clock, rate
+
+    def _repo(self, params: dict[str, str]) -> RepoWorld:
+        try:
+            return self.world.repo(f"{params['owner']}/{params['name']}")
+        except KeyError:
+            raise ApiError(404, "Not Found", DOCS + "/repos/repos#get-a-repository") from None
+
+    def _pull(self, rw: RepoWorld, number: str) -> PullRequest:
+        pr = rw.pull(int(number))
+        now = pr.as_of(self.t) if pr else None
+        if now is None:
+            raise ApiError(404, "Not Found", DOCS + "/pulls/pulls#get-a-pull-request")
+        return now
+
+    def rate_limit(self, params: dict[str, str], query: dict[str, str]) -> Any:
+        """GET /rate_limit: the quota as this server counts it (free, like on GitHub)."""
+        return self.p.rate_limit(RATE_LIMIT, *self.rate)
+
+    def repo(self, params: dict[str, str], query: dict[str, str]) -> Any:
+        """GET /repos/{o}/{r}: the full repository."""
+        rw = self._repo(params)
+        if rw.repo.created_at > self.t:
+            raise ApiError(404, "Not Found", DOCS + "/repos/repos#get-a-repository")
+        return self.p.repository(rw, self.t, full=True)
+
+    def _resolve(self, rw: RepoWorld, ref: str) -> Commit | None:
+        """A branch name, PR head ref or (abbreviated) sha -> the commit it names at the clock."""
+        if ref == rw.repo.default_branch:
+            return rw.tip_at(self.t)
+        for pr in rw.pulls:
+            if pr.head_ref == ref and (now := pr.as_of(self.t)) is not None and now.commits:
+                return now.commits[-1]
+        if re.fullmatch(r"[0-9a-f]{4,40}", ref):
+            hits = [c for sha, c in rw.commits.items() if sha.startswith(ref) and c.committed_at <= self.t]
+            if len(hits) == 1:
+                return hits[0]
+        return None
+
+    @staticmethod
+    def _history(rw: RepoWorld, start: Commit) -> dict[str, Commit]:
+        """Every commit reachable from start (start included)."""
+        seen: dict[str, Commit] = {}
+        stack = [start.sha]
+        while stack:
+            sha = stack.pop()
+            if sha not in seen and (commit := rw.commits.get(sha)) is not None:
+                seen[sha] = commit
+                stack.extend(commit.parents)
+        return seen
+
+    def commits(self, params: dict[str, str], query: dict[str, str]) -> Any:
+        """GET .../commits: history from `sha` (default branch) newest first; since/until on commit date."""
+        rw = self._repo(params)
+        start = self._resolve(rw, query.get("sha") or rw.repo.default_branch)
+        if start is None:
+            raise ApiError(404, "Not Found", DOCS + "/commits/commits#list-commits")
+        since, until = _parse_time(query.get("since")), _parse_time(query.get("until"))
+        seen = self._history(rw, start)
+        order = _topo_order(seen)
+        listed = [c for c in seen.values() if (since is None or c.committed_at >= since)
+                  and (until is None or c.committed_at <= until)]
+        listed.sort(key=lambda c: (c.committed_at, order[c.sha]), reverse=True)
+        return Listing(listed, lambda c: self.p.commit(rw, c))
+
+    def compare(self, params: dict[str, str], query: dict[str, str]) -> Any:
+        """GET .../compare/{base}...{head}: commits reachable from head and not from base, oldest first.
+
+        Like GitHub, the commit list pages by page/per_page (default 250, at most 1000 per page) with a
+        Link header, and base/merge-base commits come in full.
+        """
+        rw = self._repo(params)
+        base_ref, sep, head_ref = unquote(params["basehead"]).partition("...")
+        base, head = self._resolve(rw, base_ref), self._resolve(rw, head_ref)
+        if not sep or base is None or head is None:
+            raise ApiError(404, "Not Found", DOCS + "/commits/commits#compare-two-commits")
+        from_head, from_base = self._history(rw, head), self._history(rw, base)
+        order = _topo_order(from_head | from_base)
+        ahead = sorted((c for sha, c in from_head.items() if sha not in from_base),
+                       key=lambda c: (c.committed_at, order[c.sha]))
+        behind = sum(1 for sha in from_base if sha not in from_head)
+        common = [c for sha, c in from_head.items() if sha in from_base]
+        merge_base = max(common, key=lambda c: (order[c.sha], c.committed_at)) if common else base
+        status = ("identical" if not ahead and not behind else "ahead" if not behind
+                  else "behind" if not ahead else "diverged")
+        try:
+            per_page = min(1000, max(1, int(query.get("per_page") or 250)))
+            page = max(1, int(query.get("page") or 1))
+        except ValueError:
+            raise ApiError(422, "Validation Failed") from None
+        shown = ahead[(page - 1) * per_page: page * per_page]
+        body = self.p.comparison(rw, base, head, merge_base, status, len(ahead), behind,
+                                 [self.p.commit(rw, c) for c in shown])
+        return _Answer(200, body, _link_header(self._page_urls(params, query), page,
+                                               max(1, math.ceil(len(ahead) / per_page))))
+
+    def _page_urls(self, params: dict[str, str], query: dict[str, str]) -> Callable[[int], str]:
+        """Page URLs of the compare endpoint on this server."""
+        path = f"/repos/{params['owner']}/{params['name']}/compare/{params['basehead']}"
+        return lambda number: f"{self.p.api}{path}?{urlencode({**query, 'page': number})}"
+
+    def commit(self, params: dict[str, str], query: dict[str, str]) -> Any:
+        """GET .../commits/{ref}: one commit with stats and files (422 if unknown, as GitHub)."""
+        rw = self._repo(params)
+        ref = unquote(params["ref"])
+        found = self._resolve(rw, ref)
+        if found is None:
+            raise ApiError(422, f"No commit found for SHA: {ref}", DOCS + "/commits/commits#get-a-commit")
+        return self.p.commit(rw, found, full=True)
+
+    def pulls(self, params: dict[str, str], query: dict[str, str]) -> Any:
+        """GET .../pulls: state/base/head filters; sort created|updated; direction defaults as GitHub."""
+        rw = self._repo(params)
+        state = query.get("state", "open")
+        if state not in ("open", "closed", "all"):
+            raise ApiError(422, "Validation Failed", DOCS + "/pulls/pulls#list-pull-requests")
+        sort = query.get("sort", "created")
+        direction = query.get("direction") or ("desc" if sort == "created" else "asc")
+        owner = rw.repo.full_name.split("/")[0]
+        listed = [now for pr in rw.pulls if (now := pr.as_of(self.t)) is not None
+                  and state in ("all", now.state) and query.get("base", now.base_ref) == now.base_ref
+                  and query.get("head", f"{owner}:{now.head_ref}") == f"{owner}:{now.head_ref}"]
+        key: Callable[[PullRequest], Any] = ((lambda pr: (pr.updated_at, pr.number)) if sort == "updated"
+                                             else (lambda pr: (pr.created_at, pr.number)))
+        listed.sort(key=key, reverse=direction == "desc")
+        return Listing(listed, lambda pr: self.p.pull(rw, pr, self.t))
+
+    def pull(self, params: dict[str, str], query: dict[str, str]) -> Any:
+        """GET .../pulls/{n}: the full pull request (merged, merged_by, counts)."""
+        rw = self._repo(params)
+        return self.p.pull(rw, self._pull(rw, params["number"]), self.t, full=True)
+
+    def reviews(self, params: dict[str, str], query: dict[str, str]) -> Any:
+        """GET .../pulls/{n}/reviews: submitted reviews, chronological."""
+        rw = self._repo(params)
+        pr = self._pull(rw, params["number"])
+        return Listing(list(pr.reviews), lambda review: self.p.review(rw, pr, review, self.t))
+
+    def pull_commits(self, params: dict[str, str], query: dict[str, str]) -> Any:
+        """GET .../pulls/{n}/commits: the PR's own commits, chronological (also when squashed or rebased)."""
+        rw = self._repo(params)
+        return Listing(list(self._pull(rw, params["number"]).commits), lambda c: self.p.commit(rw, c))
+
+    def issue(self, params: dict[str, str], query: dict[str, str]) -> Any:
+        """GET .../issues/{n}: the PR through the issues API (PyGithub's `as_issue()`)."""
+        rw = self._repo(params)
+        return self.p.issue(rw, self._pull(rw, params["number"]))
+
+    def timeline(self, params: dict[str, str], query: dict[str, str]) -> Any:
+        """GET .../issues/{n}/timeline: committed, reviewed and issue events, chronological."""
+        rw = self._repo(params)
+        return Listing(self.p.timeline(rw, self._pull(rw, params["number"]), self.t), lambda item: item)
+
+    def deployments(self, params: dict[str, str], query: dict[str, str]) -> Any:
+        """GET .../deployments: newest first, filtered by environment/sha/ref/task."""
+        rw = self._repo(params)
+        filters = {k: query[k] for k in ("environment", "sha", "ref", "task")
+                   if query.get(k) not in (None, "none")}
+        listed = [now for d in rw.deployments if (now := d.as_of(self.t)) is not None
+                  and all(getattr(now, k) == v for k, v in filters.items())]
+        listed.sort(key=lambda d: d.id, reverse=True)
+        return Listing(listed, lambda d: self.p.deployment(rw, d))
+
+    def _deployment(self, params: dict[str, str]) -> tuple[RepoWorld, Any]:
+        rw = self._repo(params)
+        wanted = int(params["id"])
+        for dep in rw.deployments:
+            if dep.id == wanted and (now := dep.as_of(self.t)) is not None:
+                return rw, now
+        raise ApiError(404, "Not Found", DOCS + "/deployments/deployments#get-a-deployment")
+
+    def deployment(self, params: dict[str, str], query: dict[str, str]) -> Any:
+        """GET .../deployments/{id}: one deployment."""
+        rw, dep = self._deployment(params)
+        return self.p.deployment(rw, dep)
+
+    def statuses(self, params: dict[str, str], query: dict[str, str]) -> Any:
+        """GET .../deployments/{id}/statuses: newest first."""
+        rw, dep = self._deployment(params)
+        return Listing(sorted(dep.statuses, key=lambda s: s.id, reverse=True),
+                       lambda s: self.p.deployment_status(rw, dep, s))
+
+
+def _link_header(url: Callable[[int], str], page: int, last: int) -> dict[str, str]:
+    """GitHub's Link header (prev/next/last/first) for one page of a paginated answer."""
+    links = []
+    if page > 1:
+        links.append(f'<{url(min(page - 1, last))}>; rel="prev"')
+    if page < last:
+        links += [f'<{url(page + 1)}>; rel="next"', f'<{url(last)}>; rel="last"']
+    if page > 1:
+        links.append(f'<{url(1)}>; rel="first"')
+    return {"Link": ", ".join(links)} if links else {}
+
+
+def _parse_time(text: str | None) -> datetime | None:
+    """An ISO 8601 query parameter as an aware UTC datetime (422 when malformed)."""
+    if not text:
+        return None
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ApiError(422, f"Invalid time: {text}") from None
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
+
+
+def _topo_order(commits: dict[str, Commit]) -> dict[str, int]:
+    """Generation number of each commit (parents lower), to order commits with equal dates child-first."""
+    depth: dict[str, int] = {}
+    for sha in sorted(commits, key=lambda s: commits[s].committed_at):
+        stack = [sha]
+        while stack:
+            top = stack[-1]
+            if top in depth:
+                stack.pop()
+                continue
+            missing = [p for p in commits[top].parents if p in commits and p not in depth]
+            if missing:
+                stack.extend(missing)
+            else:
+                depth[top] = 1 + max((depth[p] for p in commits[top].parents if p in commits), default=0)
+                stack.pop()
+    return depth
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """HTTP/1.1 keep-alive handler delegating every method to the simulator."""
+
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    server: _Server
+
+    def version_string(self) -> str:
+        """The Server header GitHub sends."""
+        return "GitHub.com"
+
+    def setup(self) -> None:
+        """Track the keep-alive connection so that stop() can cut it."""
+        super().setup()
+        with self.server.lock:
+            self.server.connections.add(self.connection)
+
+    def finish(self) -> None:
+        """Forget the connection once the client is done."""
+        with self.server.lock:
+            self.server.connections.discard(self.connection)
+        super().finish()
+
+    def _any(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)
+        self.server.simulator.handle(self)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _any
+
+    def log_message(self, format: str, *args: Any) -> None:
+        logger.debug("%s " + format, self.address_string(), *args)
+
+
+class _Server(ThreadingHTTPServer):
+    """ThreadingHTTPServer with daemon threads and errors sent to logging instead of stderr."""
+
+    daemon_threads = True
+    simulator: GitHubSimulator
+
+    def __init__(self, address: tuple[str, int]) -> None:
+        super().__init__(address, _Handler)
+        self.lock = threading.Lock()
+        self.connections: set[socket.socket] = set()
+
+    def close_connections(self) -> None:
+        """Cut open keep-alive connections: a stopped simulator answers nothing, like a dead server."""
+        with self.lock:
+            for connection in self.connections:
+                with contextlib.suppress(OSError):
+                    connection.shutdown(socket.SHUT_RDWR)
+            self.connections.clear()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        logger.debug("connection from %s ended with an error", client_address, exc_info=True)
+
+
+class GitHubSimulator:
+    """Serves a World like api.github.com on http://127.0.0.1:<free port>, as of a movable `clock`."""
+
+    def __init__(self, world: World, *, token: str | None = None) -> None:
+        self.world = world
+        self.token = token
+        self.clock: datetime = world.end
+        self.request_log: list[tuple[str, str, int]] = []
+        self._lock = threading.Lock()
+        self._faults: list[_Fault] = []
+        self._remaining = RATE_LIMIT
+        self._reset = int(time.time()) + 3600
+        self._ids = itertools.count(1)
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._payloads: Payloads | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------------------
+    def start(self) -> GitHubSimulator:
+        """Bind a free port on 127.0.0.1 and serve in a daemon thread."""
+        self._server = _Server(("127.0.0.1", 0))
+        self._server.simulator = self
+        self._payloads = Payloads(self.world, self.base_url)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="github-simulator", daemon=True)
+        self._thread.start()
+        logger.debug("simulated GitHub listening on %s", self.base_url)
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and release the port."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server.close_connections()
+            if self._thread is not None:
+                self._thread.join(timeout=5)
+            self._server = None
+
+    def __enter__(self) -> GitHubSimulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        """http://127.0.0.1:PORT, the base URL for clients (and of every URL in payloads)."""
+        if self._server is None:
+            raise RuntimeError("the simulator is not started")
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def inject_fault(self, path_regex: str, status: int, times: int = 1,
+                     headers: dict[str, str] | None = None, body: dict[str, Any] | None = None) -> None:
+        """Make the next `times` requests whose path+query matches `path_regex` answer `status`."""
+        with self._lock:
+            self._faults.append(_Fault(re.compile(path_regex), status, times, dict(headers or {}), body))
+
+    # -- request handling --------------------------------------------------------------------------------
+    def handle(self, request: BaseHTTPRequestHandler) -> None:
+        """Answer one request, write it to the wire and to the request log."""
+        try:
+            answer = self._answer(request)
+        except Exception:
+            logger.exception("simulated GitHub failed on %s %s", request.command, request.path)
+            answer = _Answer(500, Payloads.error(500, "Server Error"), {})
+        data = json.dumps(answer.body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        etag = f'W/"{hashlib.md5(data).hexdigest()}"'
+        if answer.status == 200 and etag in (request.headers.get("If-None-Match") or ""):
+            answer.status, data, answer.counted = 304, b"", False
+        with self._lock:  # logged before the answer leaves, so a client never sees a request missing
+            self.request_log.append((request.command, request.path, answer.status))
+        self._send(request, answer, data, etag)
+
+    def _answer(self, request: BaseHTTPRequestHandler) -> _Answer:
+        split = urlsplit(request.path)
+        path = split.path.rstrip("/") or "/"
+        query = dict(parse_qsl(split.query, keep_blank_values=True))
+        if self.token is not None and request.headers.get("Authorization") not in (f"token {self.token}",
+                                                                                      f"Bearer {self.token}"):
+            return _Answer(401, Payloads.error(401, "Bad credentials"), {}, counted=False)
+        fault = self._take_fault(request.path)
+        if fault is not None:
+            body = fault.body if fault.body is not None else Payloads.error(
+                fault.status, _FAULT_MESSAGES.get(fault.status, "Error"))
+            return _Answer(fault.status, body, fault.headers, counted=False)
+        try:
+            if request.command != "GET":
+                raise ApiError(404, "Not Found")
+            return self._route(path, query)
+        except ApiError as error:
+            body = Payloads.error(error.status, error.message, error.documentation_url)
+            return _Answer(error.status, body, {})
+
+    def _take_fault(self, path: str) -> _Fault | None:
+        with self._lock:
+            for fault in self._faults:
+                if fault.times > 0 and fault.pattern.search(path):
+                    fault.times -= 1
+                    return fault
+        return None
+
+    def _route(self, path: str, query: dict[str, str]) -> _Answer:
+        """Find the endpoint in ROUTES and call it; /rate_limit is free, everything else needs quota."""
+        assert self._payloads is not None
+        with self._lock:
+            rate = (self._remaining, self._reset)
+        api = _Api(self.world, self._payloads, self.clock, rate)
+        for pattern, name in _COMPILED:
+            match = pattern.fullmatch(path)
+            if match is None:
+                continue
+            if name == "rate_limit":
+                return _Answer(200, api.rate_limit({}, query), {}, counted=False)
+            if rate[0] <= 0:
+                body = Payloads.error(403, _FAULT_MESSAGES[403], RATE_DOCS)
+                return _Answer(403, body, {"X-RateLimit-Remaining": "0"}, counted=False)
+            result = getattr(api, name)(match.groupdict(), query)
+            if isinstance(result, Listing):
+                return self._paginate(path, query, result)
+            if isinstance(result, _Answer):
+                return result
+            return _Answer(200, result, {})
+        raise ApiError(404, "Not Found")
+
+    def _paginate(self, path: str, query: dict[str, str], listing: Listing) -> _Answer:
+        """Slice a full list by page/per_page and add GitHub's Link header."""
+        try:
+            per_page = min(100, max(1, int(query.get("per_page") or 30)))
+            page = max(1, int(query.get("page") or 1))
+        except ValueError:
+            raise ApiError(422, "Validation Failed") from None
+        last = max(1, math.ceil(len(listing.items) / per_page))
+
+        def url(number: int) -> str:
+            return f"{self.base_url}{path}?{urlencode({**query, 'page': number})}"
+
+        headers = _link_header(url, page, last)
+        shown = listing.items[(page - 1) * per_page: page * per_page]
+        return _Answer(200, [listing.render(item) for item in shown], headers)
+
+    def _send(self, request: BaseHTTPRequestHandler, answer: _Answer, data: bytes, etag: str) -> None:
+        """Write status, GitHub's headers (rate limit, ETag, ...) and the JSON body; count the quota."""
+        with self._lock:
+            if self._reset <= time.time():
+                self._remaining, self._reset = RATE_LIMIT, int(time.time()) + 3600
+            if answer.counted:
+                self._remaining = max(0, self._remaining - 1)
+            remaining, reset = self._remaining, self._reset
+        headers = {"Content-Type": "application/json; charset=utf-8", "ETag": etag,
+                   "X-RateLimit-Limit": str(RATE_LIMIT), "X-RateLimit-Remaining": str(remaining),
+                   "X-RateLimit-Reset": str(reset), "X-RateLimit-Used": str(RATE_LIMIT - remaining),
+                   "X-RateLimit-Resource": "core", "X-GitHub-Media-Type": "github.v3; format=json",
+                   "X-GitHub-Request-Id": f"SIM:{next(self._ids):08X}",
+                   "Cache-Control": "private, max-age=60"}
+        headers.update(answer.headers)
+        request.send_response(answer.status)
+        for name, value in headers.items():
+            request.send_header(name, value)
+        request.send_header("Content-Length", str(len(data)))
+        request.end_headers()
+        if data:
+            request.wfile.write(data)
