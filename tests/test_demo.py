@@ -46,3 +46,29 @@ def test_query_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture
     assert main(["query", "--config", str(config), "SELECT * FROM no_such_table"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no_such_table" in err[0]
+
+
+def test_demo_serve_keeps_the_world_up_for_collect_and_stops_on_sigterm(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    folder = tmp_path / "served"
+    server = subprocess.Popen([sys.executable, "-m", "collector.cli", "demo", "--serve", "--dir", str(folder)],
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        config = folder / "vsm.toml"
+        deadline = time.monotonic() + 60
+        while not config.exists() and server.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert config.exists(), "vsm demo --serve wrote no config"
+        assert main(["collect", "--config", str(config)]) == 0
+        assert main(["map", "--config", str(config)]) == 0
+        with Store(folder / "vsm.duckdb", read_only=True) as store:
+            assert store.query("SELECT count(*) FROM changes")[1][0][0] > 100
+    finally:
+        server.send_signal(signal.SIGTERM)
+        _, err = server.communicate(timeout=30)
+    assert server.returncode == 0, err
+    assert "simulated servers stopped" in err
