@@ -52,6 +52,22 @@ class GitHubConfig:
         return dt.datetime(start.year, start.month, start.day, tzinfo=dt.UTC)
 
 
+@dataclass(frozen=True)
+class JenkinsConfig:
+    """One Jenkins server: CI jobs (the build stage) and deploy jobs (deployments per environment)."""
+
+    url: str = ""
+    user_env: str | None = None
+    token_env: str | None = None
+    repo: str | None = None
+    jobs: tuple[str, ...] = ()
+    sha_parameter: str = "GIT_COMMIT"
+    deploy_jobs: dict[str, str] = field(default_factory=dict)
+    repos: dict[str, str] = field(default_factory=dict)
+    timeout: float = 30.0
+    retries: int = 3
+
+
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
@@ -92,6 +108,7 @@ class Config:
 
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     github: GitHubConfig | None = None
+    jenkins: JenkinsConfig | None = None
     calendar: CalendarConfig = field(default_factory=CalendarConfig)
     stream: StreamConfig = field(default_factory=StreamConfig)
     stages: tuple[StageConfig, ...] = ()
@@ -185,9 +202,41 @@ def _check_calendar(calendar: CalendarConfig) -> None:
         raise ConfigError(f"calendar.hours: the day must end after it starts, got {calendar.hours!r}")
 
 
+def _check_env_name(key: str, name: str | None) -> None:
+    """A *_env key must name an environment variable that is set."""
+    if name is None:
+        return
+    if not _ENV_NAME.match(name):
+        raise ConfigError(f"{key}: {name!r} must be the NAME of an environment variable")
+    if not os.environ.get(name):
+        raise ConfigError(f"{key}: environment variable {name} is not set")
+
+
+def _check_jenkins(jenkins: JenkinsConfig) -> None:
+    """The Jenkins section must name a server, some jobs and valid repos."""
+    if not re.match(r"^https?://[^/\s]+", jenkins.url):
+        raise ConfigError(f"jenkins.url: {jenkins.url!r} is not an http(s) URL")
+    if not jenkins.jobs and not jenkins.deploy_jobs:
+        raise ConfigError("jenkins.jobs: list at least one CI job (or configure jenkins.deploy_jobs)")
+    _check_env_name("jenkins.user_env", jenkins.user_env)
+    _check_env_name("jenkins.token_env", jenkins.token_env)
+    if (jenkins.user_env is None) != (jenkins.token_env is None):
+        raise ConfigError("jenkins.token_env: set both user_env and token_env, or neither (anonymous)")
+    for key, repo in [("jenkins.repo", jenkins.repo)] + [(f"jenkins.repos.{j}", r) for j, r in jenkins.repos.items()]:
+        if repo is not None and not _REPO.match(repo):
+            raise ConfigError(f"{key}: {repo!r} is not of the form 'owner/name'")
+    for job, env in jenkins.deploy_jobs.items():
+        if not env:
+            raise ConfigError(f"jenkins.deploy_jobs.{job}: name the environment this job deploys to")
+    if jenkins.timeout <= 0 or jenkins.retries < 0:
+        raise ConfigError("jenkins.timeout: must be greater than 0 (and jenkins.retries 0 or more)")
+
+
 def _check(config: Config) -> None:
     """Cross-field rules the types alone cannot express."""
     _check_calendar(config.calendar)
+    if config.jenkins is not None:
+        _check_jenkins(config.jenkins)
     try:
         stream_model.validate_stages(config.value_stream())
     except stream_model.StreamError as exc:
@@ -202,11 +251,7 @@ def _check(config: Config) -> None:
             raise ConfigError(f"github.repos: {repo!r} is not of the form 'owner/name'")
     if not re.match(r"^https?://[^/\s]+", gh.base_url):
         raise ConfigError(f"github.base_url: {gh.base_url!r} is not an http(s) URL")
-    if gh.token_env is not None:
-        if not _ENV_NAME.match(gh.token_env):
-            raise ConfigError(f"github.token_env: {gh.token_env!r} must be the NAME of an environment variable")
-        if not os.environ.get(gh.token_env):
-            raise ConfigError(f"github.token_env: environment variable {gh.token_env} is not set")
+    _check_env_name("github.token_env", gh.token_env)
     if not gh.production_environments:
         raise ConfigError("github.production_environments: name at least one environment")
     for name in ("timeout", "max_rate_limit_wait"):
