@@ -15,7 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from collector import crontab
 from models import stream as stream_model
+
+# Config sections that are data sources, in collection order.
+SOURCE_SECTIONS = ("github", "jenkins")
 
 _REPO = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -68,6 +72,23 @@ class JenkinsConfig:
     retries: int = 3
 
 
+@dataclass(frozen=True)
+class ScheduleConfig:
+    """When the daemon (or cron with `vsm run`) collects, maps and reports; crontab syntax and meaning."""
+
+    collect: str = "*/30 * * * *"
+    report: str = "0 8 * * mon"
+    timezone: str = "UTC"
+    run_at_start: bool = True
+    stale_after: str = "2h"
+    misfire_grace: str = "10m"
+    sources: dict[str, str] = field(default_factory=dict)
+
+    def collect_for(self, source: str) -> str:
+        """The collect schedule of one source (its override, else the common one)."""
+        return self.sources.get(source, self.collect)
+
+
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
@@ -111,6 +132,7 @@ class Config:
     jenkins: JenkinsConfig | None = None
     calendar: CalendarConfig = field(default_factory=CalendarConfig)
     stream: StreamConfig = field(default_factory=StreamConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     stages: tuple[StageConfig, ...] = ()
     source_file: Path | None = None
 
@@ -232,9 +254,42 @@ def _check_jenkins(jenkins: JenkinsConfig) -> None:
         raise ConfigError("jenkins.timeout: must be greater than 0 (and jenkins.retries 0 or more)")
 
 
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_duration(text: str, key: str = "duration") -> float:
+    """Seconds in a duration like 90s, 30m, 2h, 7d or 1w."""
+    match = _DURATION.match(text)
+    if not match:
+        raise ConfigError(f"{key}: {text!r} is not a duration like 90s, 30m, 2h, 7d or 1w")
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+def _check_schedule(schedule: ScheduleConfig) -> None:
+    """Every schedule must be a crontab expression crontab would accept."""
+    try:
+        zoneinfo.ZoneInfo(schedule.timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"schedule.timezone: unknown time zone {schedule.timezone!r}") from None
+    entries = [("schedule.collect", schedule.collect), ("schedule.report", schedule.report)]
+    entries += [(f"schedule.sources.{name}", expr) for name, expr in schedule.sources.items()]
+    for key, expr in entries:
+        try:
+            crontab.trigger(expr, schedule.timezone)
+        except crontab.CrontabError as exc:
+            raise ConfigError(f"{key}: {exc}") from None
+    for name in schedule.sources:
+        if name not in SOURCE_SECTIONS:
+            raise ConfigError(f"schedule.sources.{name}: unknown source (known: {', '.join(SOURCE_SECTIONS)})")
+    parse_duration(schedule.stale_after, "schedule.stale_after")
+    parse_duration(schedule.misfire_grace, "schedule.misfire_grace")
+
+
 def _check(config: Config) -> None:
     """Cross-field rules the types alone cannot express."""
     _check_calendar(config.calendar)
+    _check_schedule(config.schedule)
     if config.jenkins is not None:
         _check_jenkins(config.jenkins)
     try:
