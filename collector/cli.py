@@ -12,13 +12,13 @@ from pathlib import Path
 from collector import config as config_module
 from collector.config import Config, ConfigError
 from collector.pipeline import collect, run_map
-from collector.store import Store, StoreError
-from collector.terminal import render_rows, stage_report
+from collector.store import Store, StoreError, open_for_reading
+from collector.terminal import duration, render_rows, stage_report, table
 from models.mapper import stage_summary, totals
 
 log = logging.getLogger("vsm")
 
-EXIT_OK, EXIT_SOURCE_FAILED, EXIT_CONFIG = 0, 1, 2
+EXIT_OK, EXIT_SOURCE_FAILED, EXIT_CONFIG, EXIT_STALE = 0, 1, 2, 3
 
 QUERY_HINTS = """\
 Query it yourself (DuckDB SQL over the views changes, stage_times, deployments):
@@ -77,9 +77,10 @@ def cmd_map(args: argparse.Namespace) -> int:
 def cmd_query(args: argparse.Namespace) -> int:
     """Run one SQL statement against the database and print the result."""
     config = _load(args)
-    if not config.db_path.exists():
-        raise StoreError(f"no database at {config.db_path}: run `vsm collect` (or `vsm demo`) first")
-    with Store(config.db_path, read_only=True) as store:
+    store, is_snapshot = open_for_reading(config.db_path, wait_s=args.wait)
+    if is_snapshot:
+        log.warning("vsm is writing %s; answering from the snapshot it last published", config.db_path)
+    with store:
         try:
             headers, rows = store.query(args.sql)
         except Exception as exc:  # DuckDB's errors name the problem well; keep them to one line
@@ -90,6 +91,40 @@ def cmd_query(args: argparse.Namespace) -> int:
 
 class QueryError(RuntimeError):
     """The SQL given to `vsm query` failed."""
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """One unattended pass for cron: collect every source, map, publish the snapshot."""
+    from collector.scheduler import run_once
+
+    return run_once(_load(args))
+
+
+def cmd_daemon(args: argparse.Namespace) -> int:
+    """Run on the configured schedules until SIGTERM/SIGINT."""
+    from collector.scheduler import Daemon
+
+    return Daemon(_load(args)).run()
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Per source: last success, last error, last run's counts, freshness; non-zero when stale."""
+    import json
+
+    from collector.health import source_status
+
+    config = _load(args)
+    store, _ = open_for_reading(config.db_path, wait_s=args.wait)
+    with store:
+        statuses = source_status(config, store)
+    if args.json:
+        out(json.dumps([s.as_json() for s in statuses], indent=2))
+    else:
+        rows = [(s.source, s.last_success_at, duration(s.age_s), s.last_status, s.last_items, s.last_requests,
+                 s.rate_limit_remaining, "STALE" if s.stale else "ok", s.last_error or "") for s in statuses]
+        out(table(["source", "last success", "age", "last run", "items", "requests", "rate left", "fresh",
+                   "last error"], rows))
+    return EXIT_STALE if any(s.stale for s in statuses) else EXIT_OK
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -138,9 +173,19 @@ def _parser() -> argparse.ArgumentParser:
     collect_p.add_argument("--source", action="append", choices=["github"],
                            help="collect only this source (repeatable)")
     command("map", cmd_map, "Rebuild the value-stream views and print the per-stage summary.")
+    command("run", cmd_run, "One unattended pass for cron: collect all sources, map, publish the snapshot. "
+            "Exit 0 ok, 1 a source failed, 2 config error.")
+    command("daemon", cmd_daemon, "Collect and map on the [schedule] crons until SIGTERM (then exit 0).")
+    status = command("status", cmd_status, "Health per source; exit 3 when a source is staler than "
+                     "[schedule] stale_after.")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.add_argument("--wait", type=float, default=10.0, metavar="SECONDS",
+                        help="how long to wait for a busy database when no snapshot exists (default 10)")
     query = command("query", cmd_query, "Run SQL against the database (views: changes, stage_times, deployments).")
     query.add_argument("sql", help="one SQL statement")
     query.add_argument("--format", choices=["table", "csv", "json"], default="table", help="output format")
+    query.add_argument("--wait", type=float, default=10.0, metavar="SECONDS",
+                       help="how long to wait for a busy database when no snapshot exists (default 10)")
     return parser
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -62,17 +63,25 @@ def configured_sources(config: Config) -> list[str]:
     return [name for name, factory in SOURCES if getattr(config, name, None) is not None]
 
 
-def collect(config: Config, store: Store, only: Iterable[str] | None = None) -> list[SourceResult]:
-    """Collect every configured source (or `only` those named); returns one result per source."""
+def collect(config: Config, store: Store, only: Iterable[str] | None = None,
+            stop: threading.Event | None = None) -> list[SourceResult]:
+    """Collect every configured source (or `only` those named); returns one result per source.
+
+    When `stop` is set (SIGTERM), the running source finishes the page it is storing and stops; what
+    was stored stays, and the next run resumes from the cursors.
+    """
     wanted = set(only) if only else None
     results = []
     for name, factory in SOURCES:
+        if stop is not None and stop.is_set():
+            break
         if (wanted is None or name in wanted) and getattr(config, name, None) is not None:
-            results.append(_collect_source(name, lambda f=factory: f(config), store))  # type: ignore[misc]
+            results.append(_collect_source(name, lambda f=factory: f(config), store, stop))  # type: ignore[misc]
     return results
 
 
-def _collect_source(name: str, make: Callable[[], Connector | None], store: Store) -> SourceResult:
+def _collect_source(name: str, make: Callable[[], Connector | None], store: Store,
+                    stop: threading.Event | None = None) -> SourceResult:
     """One source: every scope page by page, with the run recorded in sync_runs."""
     result = SourceResult(name)
     started = time.monotonic()
@@ -83,7 +92,10 @@ def _collect_source(name: str, make: Callable[[], Connector | None], store: Stor
         if connector is not None:
             cursors = store.cursors(name)
             for scope in connector.scopes():
-                _collect_scope(connector, scope, cursors, store, result)
+                if stop is not None and stop.is_set():
+                    result.errors.append("stopped before all scopes were collected")
+                    break
+                _collect_scope(connector, scope, cursors, store, result, stop)
     except Exception as exc:  # a source that cannot even start must not stop the others
         message = connector.describe_error(exc) if connector else f"{type(exc).__name__}: {exc}"
         result.errors.append(message)
@@ -96,7 +108,7 @@ def _collect_source(name: str, make: Callable[[], Connector | None], store: Stor
 
 
 def _collect_scope(connector: Connector, scope: str, cursors: dict[tuple[str, str], str], store: Store,
-                   result: SourceResult) -> None:
+                   result: SourceResult, stop: threading.Event | None = None) -> None:
     """One scope (repo, job): store each page as it arrives; on failure keep what was stored."""
     source = connector.source
     scope_items = 0
@@ -108,6 +120,10 @@ def _collect_scope(connector: Connector, scope: str, cursors: dict[tuple[str, st
             if written:
                 log.info("%s %s %s: +%d rows (%d requests so far)", source, scope, page.stream, written,
                          connector.requests_made)
+            if stop is not None and stop.is_set():
+                result.errors.append(f"{scope}: stopped after a stored page; the next run resumes")
+                log.warning("%s %s: stopping after the stored page (shutdown requested)", source, scope)
+                return
     except Exception as exc:
         message = f"{scope}: {connector.describe_error(exc)}"
         result.errors.append(message)

@@ -6,6 +6,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,39 @@ def connect(path: Path | str, read_only: bool = False) -> duckdb.DuckDBPyConnect
 def _json(payload: Any) -> str:
     """Canonical JSON text, so that equal payloads hash equal."""
     return json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def snapshot_path(db_path: Path) -> Path:
+    """Where the read-only snapshot of a database lives: beside it, `<name>.snapshot.duckdb`."""
+    return db_path.with_name(f"{db_path.stem}.snapshot{db_path.suffix or '.duckdb'}")
+
+
+def open_for_reading(db_path: Path, wait_s: float = 10.0) -> tuple[Store, bool]:
+    """Open the database read-only; while a writer holds it, the published snapshot instead.
+
+    Returns the store and whether it is the snapshot. Without a snapshot, wait up to wait_s for the
+    writer to let go (it holds the file only while it collects or maps).
+    """
+    if not db_path.exists():
+        raise StoreError(f"no database at {db_path}: run `vsm collect` (or `vsm demo`) first")
+    deadline = time.monotonic() + wait_s
+    announced = False
+    while True:
+        try:
+            return Store(db_path, read_only=True), False
+        except StoreError as exc:
+            if "in use" not in str(exc):
+                raise
+            snapshot = snapshot_path(db_path)
+            if snapshot.exists():
+                return Store(snapshot, read_only=True), True
+            if time.monotonic() >= deadline:
+                raise StoreError(f"database {db_path} stayed busy for {wait_s:.0f}s (vsm is writing) "
+                                 "and no snapshot has been published yet; try again shortly") from None
+            if not announced:
+                log.warning("database %s is busy (vsm is writing); waiting up to %.0fs", db_path, wait_s)
+                announced = True
+            time.sleep(0.2)
 
 
 class Store:
@@ -202,6 +236,30 @@ class Store:
             "rate_limit_remaining = ?, error = ? WHERE run_id = ?",
             [status, items, requests, rate_limit_remaining, error, run_id],
         )
+
+    # -- snapshot for readers ----------------------------------------------------------------------
+
+    def publish_snapshot(self) -> Path:
+        """Copy the whole database to the read-only snapshot file that teammates query while vsm writes.
+
+        DuckDB lets no other process open a file while one process writes it, not even to read. The
+        daemon therefore publishes a consistent copy after each map (written aside, then renamed over
+        the old one, so a reader never sees half a snapshot).
+        """
+        target = snapshot_path(Path(str(self.path)))
+        partial = target.with_name(target.name + ".tmp")
+        partial.unlink(missing_ok=True)
+        self.con.execute("ATTACH ? AS vsm_snapshot", [str(partial)])
+        try:
+            self.con.execute(f"COPY FROM DATABASE {self._catalog()} TO vsm_snapshot")
+        finally:
+            self.con.execute("DETACH vsm_snapshot")
+        partial.replace(target)
+        return target
+
+    def _catalog(self) -> str:
+        """The name DuckDB gave this file's catalog."""
+        return str(self.con.execute("SELECT current_database()").fetchall()[0][0])
 
     # -- queries ----------------------------------------------------------------------------------
 

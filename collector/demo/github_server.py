@@ -395,6 +395,7 @@ class GitHubSimulator:
         self.world = world
         self.token = token
         self.clock: datetime = world.end
+        self.latency = 0.0  # seconds added to every answer, to simulate a slow network in tests
         self.request_log: list[tuple[str, str, int]] = []
         self._lock = threading.Lock()
         self._faults: list[_Fault] = []
@@ -449,6 +450,8 @@ class GitHubSimulator:
     # -- request handling --------------------------------------------------------------------------------
     def handle(self, request: BaseHTTPRequestHandler) -> None:
         """Answer one request, write it to the wire and to the request log."""
+        if self.latency:
+            time.sleep(self.latency)
         try:
             answer = self._answer(request)
         except Exception:
