@@ -73,6 +73,69 @@ class JenkinsConfig:
 
 
 @dataclass(frozen=True)
+class GitHubIncidentsConfig:
+    """Incident tickets kept as GitHub issues in the [github] repos, recognised by label."""
+
+    labels: tuple[str, ...] = ("incident",)
+
+
+@dataclass(frozen=True)
+class JiraConfig:
+    """Incident tickets in Jira (Cloud or Server/Data Center)."""
+
+    url: str = ""
+    user_env: str | None = None
+    token_env: str | None = None
+    jql: str = "issuetype = Incident"
+    timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class PagerDutyConfig:
+    """Incidents from PagerDuty's REST API."""
+
+    token_env: str | None = None
+    service_ids: tuple[str, ...] = ()
+    url: str = "https://api.pagerduty.com"
+    timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class IncidentsConfig:
+    """Where incidents come from and how they are linked to the deployments that caused them."""
+
+    link_window: str = "7d"
+    github: GitHubIncidentsConfig | None = None
+    jira: JiraConfig | None = None
+    pagerduty: PagerDutyConfig | None = None
+    service_map: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    """The mail server the weekly report is sent through."""
+
+    host: str = "localhost"
+    port: int = 587
+    security: str = "starttls"
+    user_env: str | None = None
+    password_env: str | None = None
+    timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    """The weekly flow report: who gets it and how it is sent."""
+
+    to: tuple[str, ...] = ()
+    cc: tuple[str, ...] = ()
+    sender: str = "vsm@localhost"
+    subject: str = "Flow report {week}: where the delivery time went"
+    folder: Path = Path("reports")
+    smtp: SmtpConfig = field(default_factory=SmtpConfig)
+
+
+@dataclass(frozen=True)
 class ScheduleConfig:
     """When the daemon (or cron with `vsm run`) collects, maps and reports; crontab syntax and meaning."""
 
@@ -130,6 +193,8 @@ class Config:
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     github: GitHubConfig | None = None
     jenkins: JenkinsConfig | None = None
+    incidents: IncidentsConfig | None = None
+    report: ReportConfig | None = None
     calendar: CalendarConfig = field(default_factory=CalendarConfig)
     stream: StreamConfig = field(default_factory=StreamConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
@@ -286,9 +351,56 @@ def _check_schedule(schedule: ScheduleConfig) -> None:
     parse_duration(schedule.misfire_grace, "schedule.misfire_grace")
 
 
+# TOML keys that are Python keywords, and the field that holds them
+_RENAMED = {"from": "sender"}
+_EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+$")
+
+
+def _check_report(report: ReportConfig) -> None:
+    """Recipients must be addresses, the SMTP security mode one vsm knows."""
+    if not report.to:
+        raise ConfigError("report.to: list at least one recipient address")
+    for key, addresses in (("report.to", report.to), ("report.cc", report.cc), ("report.from", (report.sender,))):
+        for address in addresses:
+            if not _EMAIL.match(address):
+                raise ConfigError(f"{key}: {address!r} is not an email address")
+    smtp = report.smtp
+    if smtp.security not in ("starttls", "ssl", "none"):
+        raise ConfigError(f"report.smtp.security: {smtp.security!r} must be starttls, ssl or none")
+    _check_env_name("report.smtp.user_env", smtp.user_env)
+    _check_env_name("report.smtp.password_env", smtp.password_env)
+    if not 0 < smtp.port < 65536:
+        raise ConfigError(f"report.smtp.port: {smtp.port} is not a TCP port")
+
+
+def _check_incidents(incidents: IncidentsConfig, has_github: bool) -> None:
+    """Each incident source needs what it connects with."""
+    parse_duration(incidents.link_window, "incidents.link_window")
+    if incidents.github is not None and not has_github:
+        raise ConfigError("incidents.github: needs a [github] section (the repos whose issues are read)")
+    if incidents.jira is not None:
+        if not re.match(r"^https?://[^/\s]+", incidents.jira.url):
+            raise ConfigError(f"incidents.jira.url: {incidents.jira.url!r} is not an http(s) URL")
+        _check_env_name("incidents.jira.user_env", incidents.jira.user_env)
+        _check_env_name("incidents.jira.token_env", incidents.jira.token_env)
+    if incidents.pagerduty is not None:
+        if incidents.pagerduty.token_env is None:
+            raise ConfigError("incidents.pagerduty.token_env: PagerDuty needs an API token")
+        _check_env_name("incidents.pagerduty.token_env", incidents.pagerduty.token_env)
+        if not incidents.pagerduty.service_ids:
+            raise ConfigError("incidents.pagerduty.service_ids: list the services whose incidents count")
+    for key, repo in incidents.service_map.items():
+        if not _REPO.match(repo):
+            raise ConfigError(f"incidents.service_map.{key}: {repo!r} is not of the form 'owner/name'")
+
+
 def _check(config: Config) -> None:
     """Cross-field rules the types alone cannot express."""
     _check_calendar(config.calendar)
+    if config.report is not None:
+        _check_report(config.report)
+    if config.incidents is not None:
+        _check_incidents(config.incidents, config.github is not None)
     _check_schedule(config.schedule)
     if config.jenkins is not None:
         _check_jenkins(config.jenkins)
@@ -345,6 +457,7 @@ def _convert(value: Any, annotation: Any, key: str) -> Any:
     if dataclasses.is_dataclass(annotation):
         if not isinstance(value, dict):
             raise ConfigError(f"{key}: expected a table, got {_type_name(value)}")
+        value = {_RENAMED.get(k, k): v for k, v in value.items()}
         names = {f.name for f in dataclasses.fields(annotation)}
         _reject_unknown(value, names, f"{key}.")
         for f in dataclasses.fields(annotation):
