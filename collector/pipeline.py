@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from collector.config import Config, secret
 from collector.store import Store
+from collector.terminal import Progress
 from connectors.base import Connector
 from connectors.github import GitHubConnector
 from models.mapper import MapResult, MapSettings, run_mapper
@@ -112,24 +113,28 @@ def _collect_scope(connector: Connector, scope: str, cursors: dict[tuple[str, st
     """One scope (repo, job): store each page as it arrives; on failure keep what was stored."""
     source = connector.source
     scope_items = 0
+    progress = Progress(f"{source} {scope}")
     try:
         for page in connector.pages(scope, cursors):
             written = store.write_page(page)
             scope_items += written
             result.items += written
             if written:
-                log.info("%s %s %s: +%d rows (%d requests so far)", source, scope, page.stream, written,
-                         connector.requests_made)
+                progress.update(f"{page.stream}: {scope_items} rows, {connector.requests_made} requests")
+                log.debug("%s %s %s: +%d rows (%d requests so far)", source, scope, page.stream, written,
+                          connector.requests_made)
             if stop is not None and stop.is_set():
                 result.errors.append(f"{scope}: stopped after a stored page; the next run resumes")
                 log.warning("%s %s: stopping after the stored page (shutdown requested)", source, scope)
                 return
     except Exception as exc:
+        progress.close()
         message = f"{scope}: {connector.describe_error(exc)}"
         result.errors.append(message)
         log.error("%s %s", source, message)
         return
-    log.info("%s %s: done, %d rows", source, scope, scope_items)
+    progress.close()
+    log.info("%s %s: done, %d rows, %d requests so far", source, scope, scope_items, connector.requests_made)
 
 
 def _finish(store: Store, run_id: int, result: SourceResult, connector: Connector | None, started: float,
