@@ -93,6 +93,37 @@ class QueryError(RuntimeError):
     """The SQL given to `vsm query` failed."""
 
 
+def cmd_explain(args: argparse.Namespace) -> int:
+    """Show how a change's figures (or a stage's figure for a week) were derived."""
+    from collector.explain_text import parse_week, render_change, render_stage_items
+    from models.explain import UnknownChange, explain_change, explain_stage
+
+    config = _load(args)
+    if bool(args.change) == bool(args.stage):
+        raise UsageError("give either a change (owner/repo#123) or --stage NAME --week W")
+    store, _ = open_for_reading(config.db_path, wait_s=args.wait)
+    with store:
+        if args.change:
+            try:
+                out(render_change(explain_change(store.con, args.change), config.calendar.timezone))
+            except UnknownChange:
+                raise UsageError(f"{args.change} is not a merged pull request in the database "
+                                 "(ids look like owner/repo#123; run `vsm map` after collecting)") from None
+            return EXIT_OK
+        if not args.week:
+            raise UsageError("--stage needs --week (e.g. 2026-W47)")
+        try:
+            week = parse_week(args.week)
+        except ValueError as exc:
+            raise UsageError(f"--week: {exc}") from None
+        out(render_stage_items(args.stage, week, explain_stage(store.con, args.stage, week)))
+    return EXIT_OK
+
+
+class UsageError(RuntimeError):
+    """The command line asks for something that cannot be done; str() is one line."""
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """One unattended pass for cron: collect every source, map, publish the snapshot."""
     from collector.scheduler import run_once
@@ -173,6 +204,12 @@ def _parser() -> argparse.ArgumentParser:
     collect_p.add_argument("--source", action="append", choices=["github"],
                            help="collect only this source (repeatable)")
     command("map", cmd_map, "Rebuild the value-stream views and print the per-stage summary.")
+    explain = command("explain", cmd_explain, "Show a change's timeline and how each stage figure was derived, "
+                      "or list the changes behind a stage's figure for a week.")
+    explain.add_argument("change", nargs="?", help="the change, as owner/repo#123")
+    explain.add_argument("--stage", help="a stage name (code, review, merge, build, staging, release, ...)")
+    explain.add_argument("--week", help="with --stage: an ISO week like 2026-W47 (or a date in it)")
+    explain.add_argument("--wait", type=float, default=10.0, metavar="SECONDS", help=argparse.SUPPRESS)
     command("run", cmd_run, "One unattended pass for cron: collect all sources, map, publish the snapshot. "
             "Exit 0 ok, 1 a source failed, 2 config error.")
     command("daemon", cmd_daemon, "Collect and map on the [schedule] crons until SIGTERM (then exit 0).")
@@ -203,6 +240,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (StoreError, QueryError) as exc:
         log.error("%s", exc)
         return EXIT_SOURCE_FAILED
+    except UsageError as exc:
+        log.error("%s", exc)
+        return EXIT_CONFIG
     except KeyboardInterrupt:
         log.warning("interrupted")
         return 130

@@ -10,11 +10,12 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from collector.config import Config, secret
+from collector.config import Config, parse_duration, secret
 from collector.store import Store
 from collector.terminal import Progress
 from connectors.base import Connector
 from connectors.github import GitHubConnector
+from models.calendar import CalendarSettings
 from models.mapper import MapResult, MapSettings, run_mapper
 
 log = logging.getLogger(__name__)
@@ -155,11 +156,19 @@ def _finish(store: Store, run_id: int, result: SourceResult, connector: Connecto
 
 
 def map_settings(config: Config) -> MapSettings:
-    """What the mapper needs from the config."""
-    gh = config.github
-    if gh is None:
-        return MapSettings()
-    return MapSettings(bots=tuple(gh.bots), production_environments=tuple(gh.production_environments))
+    """What the mapper needs from the config: bots, environments, the stream, the calendar."""
+    calendar = config.calendar
+    start, end = calendar.working_hours()
+    github = config.github
+    return MapSettings(
+        bots=tuple(github.bots) if github else (),
+        production_environments=tuple(github.production_environments) if github else ("production",),
+        stages=config.value_stream(),
+        calendar=CalendarSettings(timezone=calendar.timezone, workdays=tuple(calendar.workdays), start=start,
+                                  end=end, holidays=tuple(calendar.holidays)),
+        include_bots=config.stream.include_bots,
+        link_window_s=parse_duration(config.incidents.link_window) if config.incidents else 7 * 86400.0,
+    )
 
 
 def run_map(config: Config, store: Store) -> MapResult:

@@ -109,23 +109,28 @@ def render_rows(headers: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str)
 
 
 def stage_report(stages: Sequence[StageSummary], totals: Totals) -> str:
-    """The per-stage wait/process table and the totals line that `vsm map` and the demo print."""
+    """The per-stage table, the totals, the bottleneck and the value stream map that `vsm map` prints."""
     rows = [
         (s.stage, s.items, duration(s.wait_median_s), duration(s.wait_p85_s),
-         duration(s.process_median_s), duration(s.process_p85_s))
+         duration(s.process_median_s), duration(s.process_p85_s), duration(s.wait_work_median_s),
+         percent(s.pca))
         for s in stages
     ]
     text = table(
-        ["stage", "items", "wait p50", "wait p85", "process p50", "process p85"],
+        ["stage", "items", "wait p50", "wait p85", "process p50", "process p85", "wait p50 (work)", "%C/A"],
         rows,
-        right=[False, True, True, True, True, True],
+        right=[False, True, True, True, True, True, True, True],
     )
     summary = (
         f"{totals.deployed} of {totals.changes} merged changes reached production; "
         f"lead time p50 {duration(totals.lead_time_median_s)}, p85 {duration(totals.lead_time_p85_s)}; "
-        f"flow efficiency {percent(totals.flow_efficiency)}"
+        f"flow efficiency {percent(totals.flow_efficiency)}; rolled %C/A {percent(totals.rolled_pca)}"
     )
-    return f"{text}\n\n{summary}"
+    if totals.bottleneck:
+        summary += (f"\nBottleneck: {totals.bottleneck} holds {percent(totals.bottleneck_share)} of all waiting; "
+                    f"halving its wait would make the median lead time {duration(totals.lead_time_median_if_halved_s)}"
+                    f" instead of {duration(totals.lead_time_median_s)}.")
+    return f"{text}\n\n{summary}\n\n{value_stream_map(stages, totals, totals.bottleneck)}"
 
 
 BOX_WIDTH = 13  # inner width of a process box

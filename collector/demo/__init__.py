@@ -27,6 +27,13 @@ repos = [{repos}]
 since = "{since}"
 production_environments = ["production"]
 bots = ["petclinic-ci"]
+
+[calendar]
+# the Pet Clinic team works in London, Monday to Friday
+timezone = "Europe/London"
+workdays = ["mon", "tue", "wed", "thu", "fri"]
+hours = "09:00-17:30"
+holidays = ["2026-08-31", "2026-12-25", "2026-12-28"]
 """
 
 
