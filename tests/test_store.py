@@ -106,3 +106,32 @@ def test_locked_database_is_a_clear_error(tmp_path: Path) -> None:
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_upgrade_from_the_first_schema_keeps_data(tmp_path: Path) -> None:
+    path = tmp_path / "old.duckdb"
+    con = connect(path)
+    assert migrations.migrate(con, target=1) == [1]  # a database as the first release left it
+    con.execute("INSERT INTO pull_requests (repo, number, title) VALUES ('o/r', 7, 'kept')")
+    con.execute("INSERT INTO sync_cursors VALUES ('github', 'o/r', 'pulls', '2026-11-02T09:30:00+00:00', now())")
+    con.close()
+    latest = migrations.available()[-1].version
+    with Store(path) as store:  # opening runs the pending migrations
+        versions = [v for (v,) in store.query("SELECT version FROM schema_version ORDER BY version")[1]]
+        assert versions == list(range(1, latest + 1))
+        assert store.query("SELECT title FROM pull_requests")[1] == [("kept",)]
+        assert store.cursors("github") == {("o/r", "pulls"): "2026-11-02T09:30:00+00:00"}
+
+
+def test_a_failing_migration_leaves_the_previous_schema(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    broken = migrations.Migration(99, "broken", "CREATE TABLE half_done (x INTEGER); SELECT * FROM no_such_table;")
+    monkeypatch.setattr(migrations, "available", lambda: [*_real_available(), broken])
+    con = connect(tmp_path / "v.duckdb")
+    with pytest.raises(duckdb.Error):
+        migrations.migrate(con)
+    assert migrations.current_version(con) == _real_available()[-1].version
+    assert con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'half_done'").fetchall() \
+        == [(0,)]
+
+
+_real_available = migrations.available
