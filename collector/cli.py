@@ -95,7 +95,8 @@ class QueryError(RuntimeError):
 
 def cmd_explain(args: argparse.Namespace) -> int:
     """Show how a change's figures (or a stage's figure for a week) were derived."""
-    from collector.explain_text import parse_week, render_change, render_stage_items
+    from collector.explain_text import render_change, render_stage_items
+    from collector.report import parse_week
     from models.explain import UnknownChange, explain_change, explain_stage
 
     config = _load(args)
@@ -122,6 +123,40 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 class UsageError(RuntimeError):
     """The command line asks for something that cannot be done; str() is one line."""
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Build the weekly flow report, always write it to disk, and mail it with --send."""
+    import datetime as dt
+
+    from collector.mailer import MailError
+    from collector.report import ReportError, build_report, last_complete_week, parse_week, write_report
+
+    config = _load(args)
+    if args.send and config.report is None:
+        raise UsageError("--send needs a [report] section with recipients (see config.example.toml)")
+    try:
+        week = parse_week(args.week) if args.week else last_complete_week(dt.datetime.now(dt.UTC))
+    except ValueError as exc:
+        raise UsageError(f"--week: {exc}") from None
+    store, _ = open_for_reading(config.db_path, wait_s=args.wait)
+    with store:
+        try:
+            report = build_report(store.con, week, config.report)
+        except ReportError as exc:
+            raise QueryError(str(exc)) from None
+    path = write_report(report, Path(args.out) if args.out else config.report_folder)
+    out(f"report for {report.label} written to {path}")
+    if args.send and config.report is not None:
+        try:
+            from collector.report import send_report
+
+            send_report(report, config.report)
+        except MailError as exc:
+            log.error("%s (the report is still on disk: %s)", exc, path)
+            return EXIT_SOURCE_FAILED
+        out(f"report for {report.label} sent to {', '.join(config.report.to + config.report.cc)}")
+    return EXIT_OK
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -210,6 +245,12 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("--stage", help="a stage name (code, review, merge, build, staging, release, ...)")
     explain.add_argument("--week", help="with --stage: an ISO week like 2026-W47 (or a date in it)")
     explain.add_argument("--wait", type=float, default=10.0, metavar="SECONDS", help=argparse.SUPPRESS)
+    report = command("report", cmd_report, "Build the weekly flow report (HTML with the value stream map), write it "
+                     "to disk and, with --send, mail it.")
+    report.add_argument("--week", help="ISO week like 2026-W47 (default: the last complete week, UTC)")
+    report.add_argument("--out", help="file (.html) or folder to write to (default: [report] folder, reports/)")
+    report.add_argument("--send", action="store_true", help="also mail it to [report] to/cc")
+    report.add_argument("--wait", type=float, default=10.0, metavar="SECONDS", help=argparse.SUPPRESS)
     command("run", cmd_run, "One unattended pass for cron: collect all sources, map, publish the snapshot. "
             "Exit 0 ok, 1 a source failed, 2 config error.")
     command("daemon", cmd_daemon, "Collect and map on the [schedule] crons until SIGTERM (then exit 0).")

@@ -208,12 +208,20 @@ class Config:
         return tuple(_stage(i, s) for i, s in enumerate(self.stages))
 
     @property
+    def report_folder(self) -> Path:
+        """Where reports are written, resolved against the config file's folder."""
+        return self._resolve_path(self.report.folder if self.report else Path("reports"))
+
+    def _resolve_path(self, path: Path) -> Path:
+        """A configured path, relative ones taken from the config file's folder."""
+        if not path.is_absolute() and self.source_file is not None:
+            return self.source_file.parent / path
+        return path
+
+    @property
     def db_path(self) -> Path:
         """The database path, resolved against the config file's folder."""
-        path = self.database.path
-        if not path.is_absolute() and self.source_file is not None:
-            path = self.source_file.parent / path
-        return path
+        return self._resolve_path(self.database.path)
 
 
 def secret(env_name: str | None) -> str | None:

@@ -84,16 +84,3 @@ def render_stage_items(stage: str, week: dt.date, items: Sequence[StageItem]) ->
     header += f"{len(items)} change{'s' if len(items) != 1 else ''}"
     return header + "\n" + table(["change", "title", "wait", "wait (work)", "process", "process (work)", "rework"],
                                  rows, right=[False, False, True, True, True, True, True])
-
-
-def parse_week(text: str) -> dt.date:
-    """The Monday of an ISO week given as 2026-W47, or of the week containing a date like 2026-11-18."""
-    value = text.strip()
-    try:
-        if "W" in value.upper():
-            year, week = value.upper().split("-W")
-            return dt.date.fromisocalendar(int(year), int(week), 1)
-        day = dt.date.fromisoformat(value)
-    except ValueError:
-        raise ValueError(f"{text!r} is not a week like 2026-W47 or a date like 2026-11-16") from None
-    return day - dt.timedelta(days=day.weekday())

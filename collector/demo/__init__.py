@@ -10,6 +10,7 @@ from pathlib import Path
 
 from collector import config as config_module
 from collector.pipeline import collect, run_map
+from collector.report import build_report, last_complete_week, write_report
 from collector.store import Store
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,9 @@ def run(db: Path, seed: int = 7, on_result: Callable[[str], None] = log.info) ->
                 on_result(f"{pulls} pull requests, {sum(r.requests for r in results) / pulls:.2f} requests per PR")
             mapped = run_map(config, store)
             on_result(f"mapped {mapped.changes} merged changes, {mapped.deployed} deployed to production")
+            report = build_report(store.con, last_complete_week(world.end), config.report)
+            path = write_report(report, config.report_folder)
+            on_result(f"weekly flow report for {report.label} (the last complete simulated week): {path}")
     return config_path
 
 

@@ -1,0 +1,629 @@
+"""The weekly flow report: one ISO week's figures from the views, so that a reader sees where the time went.
+
+`build_report` reads the database (headline tiles against the previous four weeks with their DORA 2023
+band, the value stream per stage, a twelve-week trend, the slowest changes, data health) and draws the
+charts; `write_report` keeps a self-contained HTML copy on disk; `send_report` mails it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from collector.config import ReportConfig
+from collector.terminal import duration
+from models.mapper import StageSummary, Totals, counted_changes_sql, stage_summary, totals
+
+WEEK = dt.timedelta(days=7)
+TREND_WEEKS = 12
+SLOWEST = 5
+GAP_WARN_S = 2 * 86400.0  # a longer stretch without a successful sync is called out as a gap
+_ISO_WEEK = re.compile(r"^\s*(\d{4})-?W(\d{1,2})\s*$", re.IGNORECASE)
+
+# The DORA 2023 bands as the mapper's dora_bands view states them (used when that view is missing):
+# metric -> (band, better, bound) best first; a figure gets the first band whose bound it meets.
+DORA_BANDS: dict[str, tuple[tuple[str, str, float | None], ...]] = {
+    "deploy_frequency": (("elite", "higher", 7.0), ("high", "higher", 1.0), ("medium", "higher", 0.25),
+                         ("low", "higher", 0.0)),
+    "lead_time_s": (("elite", "lower", 86400.0), ("high", "lower", 604800.0), ("medium", "lower", 2592000.0),
+                    ("low", "lower", None)),
+    "change_failure_rate": (("elite", "lower", 0.05), ("high", "lower", 0.10), ("medium", "lower", 0.15),
+                            ("low", "lower", None)),
+    "recovery_s": (("elite", "lower", 3600.0), ("high", "lower", 86400.0), ("medium", "lower", 604800.0),
+                   ("low", "lower", None)),
+}
+
+
+class ReportError(RuntimeError):
+    """The report cannot be built from this database; str() is one line naming what to do."""
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One headline figure: this week, the previous four weeks, the change and its DORA band."""
+
+    key: str
+    label: str
+    value: float | None
+    text: str
+    previous_text: str
+    change_text: str
+    verdict: str | None  # better, worse, steady, or None when there is nothing to compare
+    band: str | None
+    note: str
+
+
+@dataclass(frozen=True)
+class StageFigures:
+    """One stage of the week's value stream, with its share of all wait."""
+
+    stage: str
+    items: int
+    wait_median_s: float | None
+    wait_p85_s: float | None
+    process_median_s: float | None
+    process_p85_s: float | None
+    pca: float | None
+    wait_share: float | None
+    is_bottleneck: bool
+
+
+@dataclass(frozen=True)
+class TrendWeek:
+    """One week of the lead-time trend: deployed changes, their median lead time, average time per stage."""
+
+    week: dt.date
+    label: str
+    deployed: int
+    lead_time_median_s: float | None
+    stage_avg_s: dict[str, float]
+
+
+@dataclass(frozen=True)
+class SlowChange:
+    """A deployed change of the week with a long lead time, and the stages it waited in (longest first)."""
+
+    change_id: str
+    title: str
+    author: str
+    url: str | None
+    lead_time_s: float
+    waits: tuple[tuple[str, float], ...]
+
+
+@dataclass(frozen=True)
+class SourceHealth:
+    """How one source's syncs went around the report week."""
+
+    source: str
+    last_success_at: dt.datetime | None
+    last_run_at: dt.datetime | None
+    last_status: str | None
+    last_error: str | None
+    failed_runs: int
+    complete: bool
+    longest_gap_s: float | None
+    gap_from: dt.datetime | None
+
+
+@dataclass(frozen=True)
+class ScopeHealth:
+    """One repo (or job) of a source: when its cursors last advanced; its error when the last run failed."""
+
+    source: str
+    scope: str
+    last_advanced_at: dt.datetime | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class Health:
+    """Whether the week's figures rest on complete data: syncs, errors, gaps, clamped spans."""
+
+    sources: tuple[SourceHealth, ...]
+    scopes: tuple[ScopeHealth, ...]
+    problems: tuple[str, ...]
+    notes: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing limits the week's figures."""
+        return not self.problems
+
+
+@dataclass(frozen=True)
+class Chart:
+    """A PNG for the report, referenced by Content-ID in mail and as a data: URI on disk."""
+
+    key: str
+    cid: str
+    filename: str
+    png: bytes
+    alt: str
+    caption: str
+    width: int
+
+
+@dataclass(frozen=True)
+class Report:
+    """Everything the weekly report shows, already computed and formatted once for HTML and text alike."""
+
+    week: dt.date
+    label: str
+    start: dt.datetime
+    end: dt.datetime
+    generated_at: dt.datetime
+    subject: str
+    repos: tuple[str, ...]
+    headline: str
+    summary: str
+    tiles: tuple[Tile, ...]
+    stages: tuple[StageFigures, ...]
+    missing_stages: tuple[str, ...]
+    totals: Totals
+    trend: tuple[TrendWeek, ...]
+    stage_order: tuple[str, ...]
+    slowest: tuple[SlowChange, ...]
+    health: Health
+    charts: tuple[Chart, ...] = field(default=())
+
+
+def week_label(monday: dt.date) -> str:
+    """The ISO week of a date as text, e.g. 2026-W47."""
+    year, week, _ = monday.isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+def parse_week(text: str) -> dt.date:
+    """The Monday of an ISO week written like 2026-W47 (or 2026W47), or of the week holding a date like
+    2026-11-18; ValueError with one line otherwise."""
+    match = _ISO_WEEK.match(text)
+    if match:
+        try:
+            return dt.date.fromisocalendar(int(match.group(1)), int(match.group(2)), 1)
+        except ValueError:
+            pass
+    else:
+        try:
+            return monday_of(dt.date.fromisoformat(text.strip()))
+        except ValueError:
+            pass
+    raise ValueError(f"week {text!r} is not an ISO week like 2026-W47 (or a date like 2026-11-18)")
+
+
+def monday_of(day: dt.date) -> dt.date:
+    """The Monday of the ISO week a date is in."""
+    return day - dt.timedelta(days=day.weekday())
+
+
+def last_complete_week(now: dt.datetime) -> dt.date:
+    """The Monday of the last ISO week (UTC) that ended at or before now."""
+    moment = now.astimezone(dt.UTC) if now.tzinfo else now.replace(tzinfo=dt.UTC)
+    return monday_of(moment.date()) - WEEK
+
+
+def week_bounds(monday: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    """The week as a half-open UTC interval [Monday 00:00, next Monday 00:00)."""
+    start = dt.datetime(monday.year, monday.month, monday.day, tzinfo=dt.UTC)
+    return start, start + WEEK
+
+
+def has_relation(con: duckdb.DuckDBPyConnection, name: str, columns: Sequence[str] = ()) -> bool:
+    """True when a table or view exists (with every listed column): later views are optional."""
+    found = {row[0] for row in con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [name]).fetchall()}
+    return bool(found) and all(column in found for column in columns)
+
+
+def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    """Run a query and fetch every row (an unfinished result would block the connection)."""
+    return con.execute(sql, list(params)).fetchall()
+
+
+def _dora_bands(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[tuple[str, str, float | None], ...]]:
+    """The DORA bands from the dora_bands view when the mapper made it, else the same built-in table."""
+    if not has_relation(con, "dora_bands", ("metric", "band", "rank", "better", "bound")):
+        return DORA_BANDS
+    bands: dict[str, list[tuple[str, str, float | None]]] = {}
+    for metric, band, better, bound in _rows(
+            con, "SELECT metric, band, better, bound FROM dora_bands ORDER BY metric, rank"):
+        bands.setdefault(metric, []).append((band, better, None if bound is None else float(bound)))
+    return {**DORA_BANDS, **{metric: tuple(rows) for metric, rows in bands.items()}}
+
+
+def _band(bands: dict[str, tuple[tuple[str, str, float | None], ...]], metric: str,
+          value: float | None) -> str | None:
+    """The first band, best first, whose bound the figure meets (at most; at least where higher is better)."""
+    if value is None:
+        return None
+    for band, better, bound in bands.get(metric, ()):
+        if bound is None or (value <= bound if better == "lower" else value >= bound):
+            return band.capitalize()
+    return None
+
+
+def _compare(current: float | None, previous: float | None, lower_is_better: bool,
+             points: bool) -> tuple[str, str | None]:
+    """The change against the previous four weeks as text, and whether it is better, worse or steady."""
+    if current is None or previous is None:
+        return ("no earlier data" if current is not None else "", None)
+    if points:
+        delta = (current - previous) * 100
+        text = f"{delta:+.1f} pts"
+        steady = abs(delta) < 1.0
+    else:
+        if previous == 0:
+            return ("was 0" if current else "no change", "steady" if not current else
+                    ("worse" if lower_is_better else "better"))
+        delta = (current - previous) / previous * 100
+        text = f"{delta:+.0f}%"
+        steady = abs(delta) < 5.0
+    if steady:
+        return text, "steady"
+    improved = (current < previous) == lower_is_better
+    return text, "better" if improved else "worse"
+
+
+def _tile(key: str, label: str, value: float | None, previous: float | None, fmt: Any, *,
+          lower_is_better: bool, points: bool = False, band: str | None = None, note: str = "") -> Tile:
+    """A headline tile, formatted once for every renderer."""
+    change, verdict = _compare(value, previous, lower_is_better, points)
+    return Tile(key, label, value, fmt(value) if value is not None else "n/a",
+                fmt(previous) if previous is not None else "n/a", change, verdict, band, note)
+
+
+def _pct(share: float | None) -> str:
+    """A 0..1 share as a whole percentage."""
+    return "n/a" if share is None else f"{share * 100:.0f}%"
+
+
+def _count(value: float | None) -> str:
+    """A count, or a per-week average with one decimal."""
+    return "n/a" if value is None else (f"{value:.0f}" if float(value).is_integer() else f"{value:.1f}")
+
+
+PRODUCTION_SQL = """
+    SELECT d.repo, d.finished_at,
+           row_number() OVER (PARTITION BY d.repo ORDER BY d.finished_at, d.deployment_id) = 1 AS is_seed
+    FROM deployments AS d
+    WHERE d.status = 'success' AND d.finished_at IS NOT NULL
+      AND lower(d.environment) IN (SELECT lower(e.environment) FROM map_production_environments AS e)
+"""
+
+
+def _deployments(con: duckdb.DuckDBPyConnection, start: dt.datetime, end: dt.datetime) -> tuple[int, int]:
+    """Successful production deployments finished in [start, end) and the UTC days they fell on.
+
+    Like dora_weekly, each repo's seed (its first production deployment seen, which holds all earlier
+    history) is not counted.
+    """
+    row = _rows(con, f"""
+        WITH p AS ({PRODUCTION_SQL})
+        SELECT count(*), count(DISTINCT CAST(timezone('UTC', p.finished_at) AS DATE))
+        FROM p WHERE NOT p.is_seed AND p.finished_at >= ? AND p.finished_at < ?
+        """, [start, end])[0]
+    return int(row[0]), int(row[1])
+
+
+def _weeks_with_history(con: duckdb.DuckDBPyConnection, start: dt.datetime, end: dt.datetime) -> int:
+    """How many whole weeks of [start, end) lie after the first production deployment seen."""
+    first = _rows(con, f"SELECT min(p.finished_at) FROM ({PRODUCTION_SQL}) AS p")[0][0]
+    if first is None:
+        return 0
+    return sum(1 for i in range(round((end - start) / WEEK)) if start + (i + 1) * WEEK > first)
+
+
+def _dora(con: duckdb.DuckDBPyConnection, start: dt.datetime,
+          end: dt.datetime) -> tuple[float | None, float | None, int]:
+    """Change failure rate and recovery time over [start, end) from dora_weekly (None when not measured).
+
+    The failure rate weighs each repo's rate by its deployments (exact over repos); with several repos
+    the recovery time is the median of their weekly medians. The int is how many repo-weeks had a recovery.
+    """
+    columns = ("week", "repo", "deployments", "change_failure_rate", "recovery_median_s")
+    if not has_relation(con, "dora_weekly", columns):
+        return None, None, 0
+    row = _rows(con, """
+        SELECT sum(w.change_failure_rate * w.deployments) FILTER (WHERE w.change_failure_rate IS NOT NULL)
+                   / nullif(sum(w.deployments) FILTER (WHERE w.change_failure_rate IS NOT NULL), 0),
+               quantile_cont(w.recovery_median_s, 0.5),
+               count(w.recovery_median_s)
+        FROM dora_weekly AS w
+        WHERE w.week >= ? AND w.week < ?
+        """, [start.date(), end.date()])[0]
+    rate = None if row[0] is None else float(row[0])
+    recovery = None if row[1] is None else float(row[1])
+    return rate, recovery, int(row[2])
+
+
+def _tiles(con: duckdb.DuckDBPyConnection, start: dt.datetime, end: dt.datetime, week: Totals,
+           before: Totals) -> tuple[Tile, ...]:
+    """The five headline tiles: lead time, flow efficiency, deployments, change failure rate, recovery."""
+    prev_start = start - 4 * WEEK
+    deploys, days = _deployments(con, start, end)
+    prev_deploys, _ = _deployments(con, prev_start, start)
+    history = _weeks_with_history(con, prev_start, start)
+    per_week = prev_deploys / history if history else None
+    bands = _dora_bands(con)
+    # frequency band as dora_weekly judges it: deployments per week over the four weeks ending with this one
+    per_week_4w = _deployments(con, start - 3 * WEEK, end)[0] / 4
+    rate, recovery, recoveries = _dora(con, start, end)
+    prev_rate, prev_recovery, _ = _dora(con, prev_start, start)
+    dora_note = "" if has_relation(con, "dora_weekly") else "not measured yet (needs incident data)"
+    recovery_note = dora_note or ("no incident linked to a deployment" if recovery is None else
+                                  "median of the repos' medians" if recoveries > 1 else "")
+    plural = "s" if days != 1 else ""
+    return (
+        _tile("lead_time", "Median lead time", week.lead_time_median_s, before.lead_time_median_s, duration,
+              lower_is_better=True, band=_band(bands, "lead_time_s", week.lead_time_median_s),
+              note=f"p85 {duration(week.lead_time_p85_s)}" if week.lead_time_p85_s is not None else ""),
+        _tile("flow_efficiency", "Flow efficiency", week.flow_efficiency, before.flow_efficiency, _pct,
+              lower_is_better=False, points=True, note="process ÷ lead time; typical 5-25%"),
+        _tile("deployments", "Deployments", float(deploys), per_week, _count, lower_is_better=False,
+              band=_band(bands, "deploy_frequency", per_week_4w),
+              note=f"on {days} day{plural}; prior: avg per week"),
+        _tile("change_failure_rate", "Change failure rate", rate, prev_rate, _pct, lower_is_better=True,
+              points=True, band=_band(bands, "change_failure_rate", rate), note=dora_note),
+        _tile("recovery_time", "Recovery time", recovery, prev_recovery, duration, lower_is_better=True,
+              band=_band(bands, "recovery_s", recovery), note=recovery_note),
+    )
+
+
+def _stages(con: duckdb.DuckDBPyConnection, start: dt.datetime, end: dt.datetime, week: Totals,
+            summary: list[StageSummary]) -> tuple[StageFigures, ...]:
+    """The week's per-stage figures with each stage's share of the week's total wait."""
+    counted, params = counted_changes_sql(start, end, None)
+    sums = dict(_rows(con, f"""
+        WITH c AS ({counted})
+        SELECT s.stage, sum(s.wait_s) FROM stage_times AS s
+        JOIN c ON c.repo = s.repo AND c.pr_number = s.pr_number
+        GROUP BY s.stage
+        """, params))
+    total = sum(float(v or 0.0) for v in sums.values())
+    return tuple(
+        StageFigures(s.stage, s.items, s.wait_median_s, s.wait_p85_s, s.process_median_s, s.process_p85_s,
+                     s.pca, float(sums.get(s.stage) or 0.0) / total if total else None,
+                     s.stage == week.bottleneck)
+        for s in summary
+    )
+
+
+def _trend(con: duckdb.DuckDBPyConnection, monday: dt.date) -> tuple[TrendWeek, ...]:
+    """The last TREND_WEEKS weeks: deployed changes, median lead time and average time per stage."""
+    first = monday - (TREND_WEEKS - 1) * WEEK
+    start, _ = week_bounds(first)
+    _, end = week_bounds(monday)
+    counted, params = counted_changes_sql(start, end, None)
+    weekly = {week: (int(n), None if med is None else float(med)) for week, n, med in _rows(con, f"""
+        WITH c AS ({counted})
+        SELECT c.week, count(*), quantile_cont(c.lead_time_s, 0.5)
+        FROM c WHERE c.lead_time_s IS NOT NULL GROUP BY c.week
+        """, params)}
+    per_stage: dict[dt.date, dict[str, float]] = {}
+    for week, stage, seconds in _rows(con, f"""
+        WITH c AS ({counted}), d AS (SELECT * FROM c WHERE c.lead_time_s IS NOT NULL),
+        n AS (SELECT d.week, count(*) AS changes FROM d GROUP BY d.week)
+        SELECT d.week, s.stage, sum(coalesce(s.wait_s, 0) + coalesce(s.process_s, 0)) / any_value(n.changes)
+        FROM d JOIN stage_times AS s ON s.repo = d.repo AND s.pr_number = d.pr_number
+        JOIN n ON n.week = d.week
+        GROUP BY d.week, s.stage
+        """, params):
+        per_stage.setdefault(week, {})[stage] = float(seconds)
+    weeks = []
+    for i in range(TREND_WEEKS):
+        week = first + i * WEEK
+        deployed, median = weekly.get(week, (0, None))
+        weeks.append(TrendWeek(week, week_label(week), deployed, median, per_stage.get(week, {})))
+    return tuple(weeks)
+
+
+def _slowest(con: duckdb.DuckDBPyConnection, start: dt.datetime, end: dt.datetime) -> tuple[SlowChange, ...]:
+    """The week's deployed changes with the longest lead times, where they waited, and their PR links."""
+    counted, params = counted_changes_sql(start, end, None)
+    rows = _rows(con, f"""
+        WITH c AS ({counted} AND c.lead_time_s IS NOT NULL
+                   ORDER BY c.lead_time_s DESC, c.change_id LIMIT {SLOWEST})
+        SELECT c.change_id, c.title, c.author, p.html_url, c.lead_time_s,
+               list([s.stage, CAST(s.wait_s AS VARCHAR)] ORDER BY s.wait_s DESC, s.stage_order)
+                   FILTER (WHERE s.wait_s > 0)
+        FROM c
+        LEFT JOIN pull_requests AS p ON p.repo = c.repo AND p.number = c.pr_number
+        LEFT JOIN stage_times AS s ON s.repo = c.repo AND s.pr_number = c.pr_number
+        GROUP BY ALL
+        ORDER BY c.lead_time_s DESC, c.change_id
+        """, params)
+    return tuple(
+        SlowChange(change_id, title or "", author or "", url, float(lead),
+                   tuple((stage, float(seconds)) for stage, seconds in (waits or [])))
+        for change_id, title, author, url, lead, waits in rows
+    )
+
+
+def when(moment: dt.datetime | None) -> str:
+    """A UTC timestamp for the report, e.g. Tue 17 Nov 09:05 UTC; 'never' when missing."""
+    if moment is None:
+        return "never"
+    return moment.astimezone(dt.UTC).strftime("%a %d %b %H:%M UTC")
+
+
+def _longest_gap(successes: list[dt.datetime], anchor: dt.datetime | None,
+                 now: dt.datetime) -> tuple[float | None, dt.datetime | None]:
+    """The longest stretch from anchor to now without a successful sync finishing, and where it began."""
+    if anchor is None:
+        return None, None
+    points = [anchor, *sorted(s for s in successes if anchor < s <= now), now]
+    best, began = 0.0, anchor
+    for left, right in itertools.pairwise(points):
+        span = (right - left).total_seconds()
+        if span > best:
+            best, began = span, left
+    return best, began
+
+
+def _source_health(con: duckdb.DuckDBPyConnection, source: str, start: dt.datetime, end: dt.datetime,
+                   now: dt.datetime) -> SourceHealth:
+    """One source's health: last success and run, failures since the week began, coverage, longest gap."""
+    runs = _rows(con, "SELECT started_at, finished_at, status, error FROM sync_runs WHERE source = ?"
+                      " ORDER BY run_id", [source])
+    successes = [finished for _, finished, status, _ in runs if status == "success" and finished is not None]
+    before = [s for s in successes if s <= start]
+    first_start = runs[0][0] if runs else None
+    anchor = max(before) if before else (max(first_start, start) if first_start is not None else None)
+    gap, gap_from = _longest_gap(successes, anchor, now)
+    errors = [error for _, _, status, error in runs if status != "success" and error]
+    last = runs[-1] if runs else None
+    return SourceHealth(
+        source=source, last_success_at=max(successes) if successes else None,
+        last_run_at=(last[1] or last[0]) if last else None, last_status=last[2] if last else None,
+        last_error=errors[-1] if errors else None,
+        failed_runs=sum(1 for started, _, status, _ in runs if status not in ("success", "running")
+                        and started >= start),
+        complete=any(s >= end for s in successes), longest_gap_s=gap, gap_from=gap_from,
+    )
+
+
+def _scope_error(error: str | None, scope: str) -> str | None:
+    """The part of a run's error text ('scope: message; ...') that names this scope."""
+    for part in (error or "").split("; "):
+        if part.startswith(f"{scope}: "):
+            return part[len(scope) + 2:]
+    return None
+
+
+def data_health(con: duckdb.DuckDBPyConnection, start: dt.datetime, end: dt.datetime,
+                now: dt.datetime) -> Health:
+    """Sync health per source and scope around the week, and the statements of what limits the figures."""
+    sources = [s for (s,) in _rows(con, "SELECT DISTINCT source FROM sync_runs ORDER BY source")]
+    states = tuple(_source_health(con, s, start, end, now) for s in sources)
+    failing_runs = {s.source: s.last_error for s in states
+                    if s.last_status not in ("success", "running", None)}
+    scopes = tuple(
+        ScopeHealth(source, scope, advanced, _scope_error(failing_runs.get(source), scope))
+        for source, scope, advanced in _rows(con, "SELECT source, scope, max(updated_at) FROM sync_cursors"
+                                                  " GROUP BY source, scope ORDER BY source, scope")
+    )
+    clamped = 0
+    if has_relation(con, "stage_times", ["clamped"]):
+        counted, params = counted_changes_sql(start, end, None)
+        clamped = int(_rows(con, f"""
+            WITH c AS ({counted}) SELECT count(*) FILTER (WHERE s.clamped) FROM stage_times AS s
+            JOIN c ON c.repo = s.repo AND c.pr_number = s.pr_number""", params)[0][0])
+    problems: list[str] = []
+    if not states:
+        problems.append("no sync is recorded in this database: the figures cover whatever was loaded")
+    for s in states:
+        if s.source in failing_runs:
+            problems.append(f"{s.source}: the last sync ({when(s.last_run_at)}) failed: {s.last_error}")
+        if not s.complete:
+            problems.append(f"{s.source}: no successful sync since {when(s.last_success_at)}, so activity "
+                            "after that is missing from this report")
+        if s.longest_gap_s is not None and s.longest_gap_s > GAP_WARN_S:
+            problems.append(f"{s.source}: no successful sync for {duration(s.longest_gap_s)}"
+                            f" from {when(s.gap_from)}")
+    notes = ((f"{clamped} stage span{'s' if clamped != 1 else ''} of this week's changes ran backwards"
+              " (clock skew or out-of-order events) and counted as 0."),) if clamped else ()
+    return Health(states, scopes, tuple(problems), notes)
+
+
+def _headline(label: str, week: Totals) -> tuple[str, str]:
+    """The bottleneck in words, and one sentence on the week's volume and lead time."""
+    if week.changes == 0:
+        return f"No change was merged or deployed in {label}.", "There is nothing to map for this week."
+    if week.bottleneck is None or week.bottleneck_share is None:
+        headline = "No change waited between steps this week."
+    else:
+        headline = f"Most waiting happens in {week.bottleneck}: {_pct(week.bottleneck_share)} of all wait"
+        median, halved = week.lead_time_median_s, week.lead_time_median_if_halved_s
+        if median is not None and halved is not None and halved < median:
+            headline += (f"; halving it would cut median lead time from {duration(median)}"
+                         f" to {duration(halved)}")
+        headline += "."
+    waiting = week.changes - week.deployed
+    summary = f"{week.deployed} change{'s' if week.deployed != 1 else ''} reached production"
+    if week.lead_time_median_s is not None:
+        summary += (f" with a median lead time of {duration(week.lead_time_median_s)}"
+                    f" (p85 {duration(week.lead_time_p85_s)})")
+    if waiting:
+        plural = waiting != 1
+        summary += (f"; {waiting} merged change{'s' if plural else ''} still wait{'' if plural else 's'}"
+                    " for production.")
+    else:
+        summary += "."
+    return headline, summary
+
+
+def build_report(con: duckdb.DuckDBPyConnection, week: dt.date, config: ReportConfig | None = None, *,
+                 now: dt.datetime | None = None, charts: bool = True) -> Report:
+    """Compute the report for the ISO week starting on `week` (a Monday) from the mapped views."""
+    if week.weekday() != 0:
+        raise ValueError(f"{week} is not a Monday (ISO weeks start on Monday)")
+    if not has_relation(con, "map_change_rows") or not has_relation(con, "stage_times"):
+        raise ReportError("the database has no mapped views yet: run `vsm map` (or `vsm collect`) first")
+    generated = now or dt.datetime.now(dt.UTC)
+    start, end = week_bounds(week)
+    label = week_label(week)
+    this_week = totals(con, start, end)
+    before = totals(con, start - 4 * WEEK, start)
+    summary_rows = stage_summary(con, start, end)
+    configured = [s for (s,) in _rows(con, "SELECT stage FROM map_stages ORDER BY stage_order")] \
+        if has_relation(con, "map_stages") else [s.stage for s in summary_rows]
+    present = {s.stage for s in summary_rows}
+    headline, summary = _headline(label, this_week)
+    if generated < end:
+        summary += f" {label} is not over yet: these are the figures so far."
+    template = (config or ReportConfig()).subject
+    report = Report(
+        week=week, label=label, start=start, end=end, generated_at=generated,
+        subject=template.replace("{week}", label),
+        repos=tuple(r for (r,) in _rows(con, "SELECT repo FROM repos ORDER BY repo")),
+        headline=headline, summary=summary,
+        tiles=_tiles(con, start, end, this_week, before),
+        stages=_stages(con, start, end, this_week, summary_rows),
+        missing_stages=tuple(s for s in configured if s not in present),
+        totals=this_week, trend=_trend(con, week), stage_order=tuple(configured),
+        slowest=_slowest(con, start, end),
+        health=data_health(con, start, end, generated),
+    )
+    if not charts:
+        return report
+    from collector.report_charts import report_charts
+
+    return replace(report, charts=tuple(report_charts(report)))
+
+
+def report_path(report: Report, target: Path | str) -> Path:
+    """Where write_report writes: target itself when it names an .html file, else target/<week>.html."""
+    path = Path(target)
+    if path.suffix.lower() in (".html", ".htm") and not path.is_dir():
+        return path
+    return path / f"{report.label}.html"
+
+
+def write_report(report: Report, target: Path | str) -> Path:
+    """Write the self-contained HTML copy (images as data: URIs) and return its path."""
+    from collector.report_render import render_html
+
+    path = report_path(report, target)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_html(report, inline=True), encoding="utf-8")
+    return path
+
+
+def send_report(report: Report, config: ReportConfig, *, attempts: int = 4, backoff_s: float = 2.0) -> None:
+    """Mail the report (HTML with inline images and a plain-text alternative) to the configured recipients."""
+    from collector import mailer
+    from collector.report_render import render_html, render_text
+
+    message = mailer.compose(
+        subject=config.subject.replace("{week}", report.label), sender=config.sender, to=config.to,
+        cc=config.cc, text=render_text(report), html=render_html(report, inline=False),
+        images=[mailer.InlineImage(c.cid, c.png, c.filename) for c in report.charts],
+    )
+    mailer.send(message, config.smtp, attempts=attempts, backoff_s=backoff_s)
