@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from collector import config as config_module
-from collector.config import Config, ConfigError
+from collector.config import SOURCE_SECTIONS, Config, ConfigError
 from collector.pipeline import collect, run_map
 from collector.store import Store, StoreError, open_for_reading
 from collector.terminal import duration, render_rows, stage_report, table
@@ -236,7 +236,7 @@ def _parser() -> argparse.ArgumentParser:
                       help="keep the simulated servers running and write DIR/vsm.toml pointing at them")
 
     collect_p = command("collect", cmd_collect, "Fetch new and changed data from every configured source.")
-    collect_p.add_argument("--source", action="append", choices=["github"],
+    collect_p.add_argument("--source", action="append", choices=list(SOURCE_SECTIONS),
                            help="collect only this source (repeatable)")
     command("map", cmd_map, "Rebuild the value-stream views and print the per-stage summary.")
     explain = command("explain", cmd_explain, "Show a change's timeline and how each stage figure was derived, "

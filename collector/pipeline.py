@@ -15,6 +15,7 @@ from collector.store import Store
 from collector.terminal import Progress
 from connectors.base import Connector
 from connectors.github import GitHubConnector
+from connectors.jenkins import make_connector as jenkins_connector
 from models.calendar import CalendarSettings
 from models.mapper import MapResult, MapSettings, run_mapper
 
@@ -54,9 +55,17 @@ def _github(config: Config) -> Connector | None:
     )
 
 
+def _jenkins(config: Config) -> Connector | None:
+    """The Jenkins connector, when the config has a [jenkins] section."""
+    if config.jenkins is None:
+        return None
+    return jenkins_connector(config.jenkins, known_repos=config.github.repos if config.github else ())
+
+
 # Every source vsm knows, in collection order: (name, factory from config).
 SOURCES: list[tuple[str, Callable[[Config], Connector | None]]] = [
     ("github", _github),
+    ("jenkins", _jenkins),
 ]
 
 

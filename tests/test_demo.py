@@ -14,7 +14,7 @@ from collector.store import Store
 def test_demo_runs_the_whole_pipeline(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo", "--dir", str(tmp_path / "demo")]) == 0
     output = capsys.readouterr().out
-    for stage in ("code", "review", "merge", "staging", "release"):
+    for stage in ("code", "review", "merge", "build", "staging", "release"):
         assert re.search(rf"^{stage}\s+\d+\s", output, re.MULTILINE), f"no {stage} row in:\n{output}"
     assert re.search(r"lead time p50 \d+[dhms]", output)
     assert re.search(r"flow efficiency \d+\.\d%", output)
@@ -30,8 +30,13 @@ def test_demo_runs_the_whole_pipeline(tmp_path: Path, capsys: pytest.CaptureFixt
         changes, deployed = store.query("SELECT count(*), count(deployed_at) FROM changes")[1][0]
         assert changes > 100 and 0 < deployed < changes
         stages = store.query("SELECT DISTINCT stage FROM stage_times ORDER BY ALL")[1]
-        # build is absent: the GitHub-only demo world has no CI data, and absent stages are skipped
-        assert [s for (s,) in stages] == ["code", "merge", "release", "review", "staging"]
+        # every default stage: build from Jenkins CI, staging and release from Jenkins and GitHub deployments
+        assert [s for (s,) in stages] == ["build", "code", "merge", "release", "review", "staging"]
+        sources = dict(store.query("SELECT source, count(*) FROM deployments GROUP BY ALL")[1])
+        assert sources.keys() == {"github", "jenkins"}
+        # each repo deploys through one mechanism: no deployment is counted twice
+        assert store.query("SELECT count(*) FROM (SELECT repo FROM deployments GROUP BY repo "
+                           "HAVING count(DISTINCT source) > 1)")[1] == [(0,)]
 
     # the written config works for queries after the demo (the database outlives the servers)
     assert main(["query", "--config", str(config), "--format", "csv",

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import json
 import logging
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from collector import config as config_module
 from collector.pipeline import collect, run_map
@@ -15,39 +20,79 @@ from collector.store import Store
 
 log = logging.getLogger(__name__)
 
-CONFIG_TEMPLATE = """\
+CONFIG_HEADER = """\
 # Written by `vsm demo`: a config pointing at the simulated Pet Clinic world.
-# The simulated GitHub below answers only while `vsm demo --serve` runs; the database works any time.
-
-[database]
-path = "{db}"
-
-[github]
-base_url = "{base_url}"
-repos = [{repos}]
-since = "{since}"
-production_environments = ["production"]
-bots = ["petclinic-ci"]
-
-[calendar]
-# the Pet Clinic team works in London, Monday to Friday
-timezone = "Europe/London"
-workdays = ["mon", "tue", "wed", "thu", "fri"]
-hours = "09:00-17:30"
-holidays = ["2026-08-31", "2026-12-25", "2026-12-28"]
+# The simulated servers below answer only while `vsm demo --serve` runs; the database works any time.
 """
 
+# Sections every demo config carries besides the simulated sources.
+DEMO_SETTINGS: dict[str, dict[str, Any]] = {
+    "calendar": {"timezone": "Europe/London", "workdays": ["mon", "tue", "wed", "thu", "fri"],
+                 "hours": "09:00-17:30", "holidays": ["2026-08-31", "2026-12-25", "2026-12-28"]},
+    "report": {"to": ["brenda@petclinic.example"], "from": "vsm@petclinic.example"},
+}
 
-def write_config(path: Path, base_url: str, db: Path, repos: list[str], since: str) -> Path:
-    """Write a ready-to-use config for the simulated servers."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    db_text = db.resolve().as_posix()
-    path.write_text(
-        CONFIG_TEMPLATE.format(db=db_text, base_url=base_url, repos=", ".join(f'"{r}"' for r in repos),
-                               since=since),
-        encoding="utf-8",
-    )
-    return path
+
+def _toml_value(value: Any) -> str:
+    """A TOML literal for the simple values a demo config holds (JSON strings are valid TOML strings)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return json.dumps(value) if isinstance(value, str) else str(value)
+
+
+def to_toml(sections: dict[str, dict[str, Any]]) -> str:
+    """Render nested tables (one level of sub-tables, e.g. [jenkins.deploy_jobs]) as TOML text."""
+    lines: list[str] = []
+    for name, table in sections.items():
+        lines.append(f"\n[{name}]")
+        subtables = {k: v for k, v in table.items() if isinstance(v, dict)}
+        lines += [f"{key} = {_toml_value(value)}" for key, value in table.items() if key not in subtables]
+        for key, sub in subtables.items():
+            lines.append(f"\n[{name}.{key}]")
+            lines += [f"{json.dumps(k)} = {_toml_value(v)}" for k, v in sub.items()]
+    return "\n".join(lines) + "\n"
+
+
+@dataclass
+class DemoServers:
+    """The running simulated sources of one demo world and the config that points at them."""
+
+    world: Any
+    sections: dict[str, dict[str, Any]]
+
+    def write_config(self, path: Path, db: Path) -> Path:
+        """Write a ready-to-use vsm.toml for these servers."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        body = {"database": {"path": db.resolve().as_posix()}, **self.sections, **DEMO_SETTINGS}
+        path.write_text(CONFIG_HEADER + to_toml(body), encoding="utf-8")
+        return path
+
+
+@contextlib.contextmanager
+def demo_servers(seed: int = 7) -> Iterator[DemoServers]:
+    """Generate the Pet Clinic world and serve it: GitHub for both repos, Jenkins for builds and for the
+    deployments of the repo that deploys with Jenkins (whose GitHub deployments are then left out, so no
+    deployment is reported twice)."""
+    from collector.demo.github_server import GitHubSimulator
+    from collector.demo.jenkins_server import JenkinsSimulator
+    from collector.demo.jenkins_world import generate_jenkins_world
+    from collector.demo.world import generate_world
+
+    world = generate_world(seed=seed)
+    jenkins_world = generate_jenkins_world(world)
+    github_world = dataclasses.replace(world, repos=tuple(
+        dataclasses.replace(rw, deployments=()) if rw.full_name in jenkins_world.deployed_repos else rw
+        for rw in world.repos))
+    with GitHubSimulator(github_world) as github, JenkinsSimulator(jenkins_world) as jenkins:
+        log.info("simulated GitHub at %s, Jenkins at %s", github.base_url, jenkins.base_url)
+        sections = {
+            "github": {"base_url": github.base_url, "repos": [rw.full_name for rw in world.repos],
+                       "since": world.start.date().isoformat(), "production_environments": ["production"]},
+            "jenkins": jenkins_world.config(jenkins.base_url),
+        }
+        yield DemoServers(world, sections)
 
 
 def _fresh(db: Path) -> None:
@@ -57,17 +102,10 @@ def _fresh(db: Path) -> None:
 
 
 def run(db: Path, seed: int = 7, on_result: Callable[[str], None] = log.info) -> Path:
-    """Generate the world, serve it, collect it over HTTP, map it; returns the config path written."""
-    from collector.demo.github_server import GitHubSimulator
-    from collector.demo.world import generate_world
-
-    world = generate_world(seed=seed)
-    repos = [repo.full_name for repo in world.repos]
-    since = world.start.date().isoformat()
+    """Generate the world, serve it, collect it over HTTP, map it, write the last week's report."""
     _fresh(db)
-    with GitHubSimulator(world) as sim:
-        log.info("simulated GitHub for %s at %s", ", ".join(repos), sim.base_url)
-        config_path = write_config(db.parent / "vsm.toml", sim.base_url, db, repos, since)
+    with demo_servers(seed) as servers:
+        config_path = servers.write_config(db.parent / "vsm.toml", db)
         config = config_module.load(config_path)
         with Store(config.db_path) as store:
             results = collect(config, store)
@@ -76,11 +114,12 @@ def run(db: Path, seed: int = 7, on_result: Callable[[str], None] = log.info) ->
                 on_result(f"collected {result.source}: {result.items} rows with {result.requests} HTTP requests "
                           f"in {result.seconds:.1f}s - {state}")
             pulls = store.query("SELECT count(*) FROM pull_requests")[1][0][0]
-            if pulls:
-                on_result(f"{pulls} pull requests, {sum(r.requests for r in results) / pulls:.2f} requests per PR")
+            github = next((r for r in results if r.source == "github"), None)
+            if pulls and github:
+                on_result(f"{pulls} pull requests, {github.requests / pulls:.2f} GitHub requests per PR")
             mapped = run_map(config, store)
             on_result(f"mapped {mapped.changes} merged changes, {mapped.deployed} deployed to production")
-            report = build_report(store.con, last_complete_week(world.end), config.report)
+            report = build_report(store.con, last_complete_week(servers.world.end), config.report)
             path = write_report(report, config.report_folder)
             on_result(f"weekly flow report for {report.label} (the last complete simulated week): {path}")
     return config_path
@@ -88,17 +127,11 @@ def run(db: Path, seed: int = 7, on_result: Callable[[str], None] = log.info) ->
 
 def serve(folder: Path, seed: int = 7) -> int:
     """Keep the simulated servers up and write folder/vsm.toml until Ctrl-C or SIGTERM."""
-    from collector.demo.github_server import GitHubSimulator
-    from collector.demo.world import generate_world
-
-    world = generate_world(seed=seed)
-    repos = [repo.full_name for repo in world.repos]
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with GitHubSimulator(world) as sim:
-        config_path = write_config(folder / "vsm.toml", sim.base_url, folder / "vsm.duckdb", repos,
-                                   world.start.date().isoformat())
-        log.info("simulated GitHub at %s; config written to %s", sim.base_url, config_path)
+    with demo_servers(seed) as servers:
+        config_path = servers.write_config(folder / "vsm.toml", folder / "vsm.duckdb")
+        log.info("config written to %s", config_path)
         log.info("try: vsm collect --config %s && vsm map --config %s   (Ctrl-C stops the servers)",
                  config_path, config_path)
         try:

@@ -24,6 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
+from collector.demo.incident_world import LABEL, Incident, IncidentWorld, build_incidents
 from collector.demo.payloads import Payloads
 from collector.demo.world import UTC, Commit, PullRequest, RepoWorld, World
 
@@ -44,6 +45,7 @@ ROUTES: tuple[tuple[str, str], ...] = (
     (_REPO + r"/pulls/(?P<number>\d+)", "pull"),
     (_REPO + r"/pulls/(?P<number>\d+)/reviews", "reviews"),
     (_REPO + r"/pulls/(?P<number>\d+)/commits", "pull_commits"),
+    (_REPO + r"/issues", "issues"),
     (_REPO + r"/issues/(?P<number>\d+)", "issue"),
     (_REPO + r"/issues/(?P<number>\d+)/timeline", "timeline"),
     (_REPO + r"/deployments", "deployments"),
@@ -104,8 +106,9 @@ class _Answer:
 class _Api:
     """The endpoint handlers of ROUTES, bound to one clock: each returns an object or a full Listing."""
 
-    def __init__(self, world: World, payloads: Payloads, clock: datetime, rate: tuple[int, int]) -> None:
-        self.world, self.p, self.t, self.rate = world, payloads, clock, rate
+    def __init__(self, world: World, payloads: Payloads, clock: datetime, rate: tuple[int, int],
+                 incidents: IncidentWorld) -> None:
+        self.world, self.p, self.t, self.rate, self.incidents = world, payloads, clock, rate, incidents
 
     def _repo(self, params: dict[str, str]) -> RepoWorld:
         try:
@@ -248,9 +251,49 @@ class _Api:
         rw = self._repo(params)
         return Listing(list(self._pull(rw, params["number"]).commits), lambda c: self.p.commit(rw, c))
 
-    def issue(self, params: dict[str, str], query: dict[str, str]) -> Any:
-        """GET .../issues/{n}: the PR through the issues API (PyGithub's `as_issue()`)."""
+    def _incident_issues(self, rw: RepoWorld) -> list[Incident]:
+        """The repo's incident issues as of the clock."""
+        return [now for i in self.incidents.of("github") if i.repo == rw.full_name
+                and (now := i.as_of(self.t)) is not None]
+
+    def issues(self, params: dict[str, str], query: dict[str, str]) -> Any:
+        """GET .../issues: issues and PRs; state, labels (all of them), since (updated), sort, direction."""
         rw = self._repo(params)
+        state = query.get("state", "open")
+        sort = query.get("sort", "created")
+        if state not in ("open", "closed", "all") or sort not in ("created", "updated", "comments"):
+            raise ApiError(422, "Validation Failed", DOCS + "/issues/issues#list-repository-issues")
+        labels = {name.strip() for name in query.get("labels", "").split(",") if name.strip()}
+        since = _parse_time(query.get("since"))
+        items: list[tuple[datetime, datetime, int, Any]] = []
+        for issue in self._incident_issues(rw):
+            items.append((issue.created_at, issue.updated_at, issue.number, issue))
+        for pr in rw.pulls:
+            if (now := pr.as_of(self.t)) is not None:
+                items.append((now.created_at, now.updated_at, now.number, now))
+
+        def keep(item: Any) -> bool:
+            closed = item.resolved_at is not None if isinstance(item, Incident) else item.state == "closed"
+            names = {LABEL} if isinstance(item, Incident) else set(item.labels)
+            return state in ("all", "closed" if closed else "open") and labels <= names
+
+        listed = [entry for entry in items if keep(entry[3]) and (since is None or entry[1] >= since)]
+        listed.sort(key=lambda e: (e[1] if sort == "updated" else e[0], e[2]),
+                    reverse=query.get("direction", "desc") == "desc")
+        return Listing([entry[3] for entry in listed], lambda item: self._render_issue(rw, item))
+
+    def _render_issue(self, rw: RepoWorld, item: Any) -> Any:
+        """An incident issue, or a PR seen through the issues API."""
+        if isinstance(item, Incident):
+            return self.p.incident_issue(rw, item)
+        return self.p.issue(rw, item)
+
+    def issue(self, params: dict[str, str], query: dict[str, str]) -> Any:
+        """GET .../issues/{n}: an incident issue, or a PR through the issues API (PyGithub's `as_issue()`)."""
+        rw = self._repo(params)
+        for incident in self._incident_issues(rw):
+            if incident.number == int(params["number"]):
+                return self.p.incident_issue(rw, incident)
         return self.p.issue(rw, self._pull(rw, params["number"]))
 
     def timeline(self, params: dict[str, str], query: dict[str, str]) -> Any:
@@ -391,9 +434,12 @@ class _Server(ThreadingHTTPServer):
 class GitHubSimulator:
     """Serves a World like api.github.com on http://127.0.0.1:<free port>, as of a movable `clock`."""
 
-    def __init__(self, world: World, *, token: str | None = None) -> None:
+    def __init__(self, world: World, *, token: str | None = None,
+                 incidents: IncidentWorld | None = None) -> None:
         self.world = world
         self.token = token
+        # incident issues (label `incident`) served beside the PRs; by default those of the world
+        self.incidents = incidents if incidents is not None else build_incidents(world)
         self.clock: datetime = world.end
         self.latency = 0.0  # seconds added to every answer, to simulate a slow network in tests
         self.request_log: list[tuple[str, str, int]] = []
@@ -498,7 +544,7 @@ class GitHubSimulator:
         assert self._payloads is not None
         with self._lock:
             rate = (self._remaining, self._reset)
-        api = _Api(self.world, self._payloads, self.clock, rate)
+        api = _Api(self.world, self._payloads, self.clock, rate, self.incidents)
         for pattern, name in _COMPILED:
             match = pattern.fullmatch(path)
             if match is None:

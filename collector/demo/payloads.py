@@ -18,6 +18,8 @@ from functools import cache
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from collector.demo.incident_world import LABEL as INCIDENT_LABEL
+from collector.demo.incident_world import Incident
 from collector.demo.world import (
     DATA,
     Commit,
@@ -58,7 +60,9 @@ _EVENT_NODE_TYPES = {"merged": "MergedEvent", "closed": "ClosedEvent", "reopened
                      "ready_for_review": "ReadyForReviewEvent", "convert_to_draft": "ConvertToDraftEvent",
                      "review_requested": "ReviewRequestedEvent", "review_dismissed": "ReviewDismissedEvent"}
 _NODE_TYPES = {"User": "User", "Bot": "Bot", "Organization": "Organization"}
-_LABEL_COLOURS = {"dependencies": "0366d6", "java": "ffa221", "github_actions": "000000"}
+_LABEL_COLOURS = {"dependencies": "0366d6", "java": "ffa221", "github_actions": "000000",
+                  "incident": "b60205"}
+_LABEL_DESCRIPTIONS = {"incident": "Something is broken in production"}
 
 
 
@@ -231,11 +235,30 @@ class Payloads:
             "author_association": self.association(pr.author_login), "draft": pr.is_draft,
             "merged_at": iso(pr.merged_at)})
 
+    def incident_issue(self, rw: RepoWorld, incident: Incident) -> Json:
+        """An incident reported as a plain issue (the issue template without its pull request part)."""
+        closed = incident.resolved_at is not None
+        body = render(template("issue"), {
+            **self._base(rw), "id": 9_000_000_000 + incident.number + rw.repo.id % 1000 * 100_000,
+            "node_id": node_id("Issue", incident.number), "number": incident.number,
+            "state": "closed" if closed else "open", "title": incident.title, "body": incident.body,
+            "user": self.user(incident.reporter), "labels": [self.label(rw, INCIDENT_LABEL)],
+            "closed_at": iso(incident.resolved_at), "created_at": iso(incident.created_at),
+            "updated_at": iso(incident.updated_at),
+            "closed_by": self.user(incident.reporter) if closed else None,
+            "author_association": self.association(incident.reporter), "draft": False, "merged_at": None})
+        del body["pull_request"], body["draft"]
+        body["html_url"] = f"{self.web}/{rw.repo.full_name}/issues/{incident.number}"
+        if closed:
+            body["state_reason"] = "completed"
+        return body
+
     def label(self, rw: RepoWorld, name: str) -> Json:
         """A label object."""
         ident = int(derived_sha("label", rw.repo.id, name)[:9], 16)
+        description = _LABEL_DESCRIPTIONS.get(name, f"Pull requests that update {name}")
         return render(template("label"), {**self._base(rw), "id": ident, "node_id": node_id("Label", ident),
-                                          "name": name, "description": f"Pull requests that update {name}",
+                                          "name": name, "description": description,
                                           "color": _LABEL_COLOURS.get(name, "ededed")})
 
     def association(self, login: str) -> str:
