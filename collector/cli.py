@@ -251,9 +251,10 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--out", help="file (.html) or folder to write to (default: [report] folder, reports/)")
     report.add_argument("--send", action="store_true", help="also mail it to [report] to/cc")
     report.add_argument("--wait", type=float, default=10.0, metavar="SECONDS", help=argparse.SUPPRESS)
-    command("run", cmd_run, "One unattended pass for cron: collect all sources, map, publish the snapshot. "
-            "Exit 0 ok, 1 a source failed, 2 config error.")
-    command("daemon", cmd_daemon, "Collect and map on the [schedule] crons until SIGTERM (then exit 0).")
+    command("run", cmd_run, "One unattended pass for cron: collect all sources, map, publish the snapshot, and "
+            "mail the weekly report when due and not yet sent. Exit 0 ok, 1 a source or the mail failed, 2 config "
+            "error.")
+    command("daemon", cmd_daemon, "Collect, map and send the weekly report on the [schedule] crons until SIGTERM (then exit 0).")
     status = command("status", cmd_status, "Health per source; exit 3 when a source is staler than "
                      "[schedule] stale_after.")
     status.add_argument("--json", action="store_true", help="machine-readable output")

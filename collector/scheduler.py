@@ -17,6 +17,8 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from collector import crontab
 from collector.config import Config, parse_duration
 from collector.pipeline import SourceResult, collect, configured_sources, run_map
+from collector.mailer import MailError
+from collector.report import ReportError, build_report, last_complete_week, send_report, week_bounds, write_report
 from collector.store import Store
 
 log = logging.getLogger(__name__)
@@ -57,13 +59,73 @@ def collect_and_map(config: Config, only: list[str] | None = None,
     return outcome
 
 
-def run_once(config: Config) -> int:
-    """`vsm run`: one pass for cron; exit 0 when every source collected, 1 when some failed."""
+# After an outage, at most this many missed weekly reports are sent (the most recent ones).
+MAX_CATCH_UP_REPORTS = 4
+
+
+def due_weeks(config: Config, store: Store, now: dt.datetime) -> list[dt.date]:
+    """Weeks whose report is due (the report schedule has fired since the week ended) and not yet sent.
+
+    Nothing is skipped: every week after the last one sent is due in turn (the most recent few after a
+    long outage); a database that never sent one starts with the last complete week.
+    """
+    fires = crontab.trigger(config.schedule.report, ZoneInfo(config.schedule.timezone))
+    sent = {week for (week,) in store.query("SELECT week FROM report_sends")[1]}
+    last = last_complete_week(now)
+    first = max(sent) + dt.timedelta(days=7) if sent else last
+    weeks = []
+    week = first
+    while week <= last:
+        ended = week_bounds(week)[1]
+        fire = fires.get_next_fire_time(None, ended)
+        if week not in sent and fire is not None and fire <= now:
+            weeks.append(week)
+        week += dt.timedelta(days=7)
+    if len(weeks) > MAX_CATCH_UP_REPORTS:
+        log.warning("report: %d weekly reports were missed; sending the last %d", len(weeks), MAX_CATCH_UP_REPORTS)
+    return weeks[-MAX_CATCH_UP_REPORTS:]
+
+
+def send_due_reports(config: Config, store: Store, now: dt.datetime | None = None) -> list[dt.date]:
+    """Write and mail every due weekly report, recording each send so it never goes out twice."""
+    if config.report is None:
+        return []
+    sent = []
+    for week in due_weeks(config, store, now or dt.datetime.now(dt.UTC)):
+        report = build_report(store.con, week, config.report)
+        path = write_report(report, config.report_folder)
+        send_report(report, config.report)
+        store.con.execute("INSERT INTO report_sends VALUES (?, now(), ?, ?)",
+                          [week, ", ".join(config.report.to + config.report.cc), str(path)])
+        log.info("report %s sent to %s (copy: %s)", report.label, ", ".join(config.report.to), path)
+        sent.append(week)
+    return sent
+
+
+def run_once(config: Config, now: dt.datetime | None = None) -> int:
+    """`vsm run`: one pass for cron, plus the weekly report when it is due and not yet sent.
+
+    Exit 0 when every source collected (and a due report went out), 1 when something failed.
+    """
     outcome = collect_and_map(config)
     for result in outcome.sources:
         if not result.ok:
             log.error("%s failed: %s", result.source, "; ".join(result.errors))
-    return EXIT_OK if outcome.ok else EXIT_SOURCE_FAILED
+    mailed = _report_pass(config, now)
+    return EXIT_OK if outcome.ok and mailed else EXIT_SOURCE_FAILED
+
+
+def _report_pass(config: Config, now: dt.datetime | None = None) -> bool:
+    """Send due reports; False (logged in one line) when one could not be built or mailed."""
+    if config.report is None:
+        return True
+    try:
+        with Store(config.db_path) as store:
+            send_due_reports(config, store, now)
+    except (MailError, ReportError) as exc:
+        log.error("report: %s", exc)
+        return False
+    return True
 
 
 class Daemon:
@@ -86,6 +148,14 @@ class Daemon:
             options = {"next_run_time": start} if start is not None else {}
             self.scheduler.add_job(self._collect_job, crontab.trigger(schedule.collect_for(source), self.timezone),
                                    args=[source], id=f"collect-{source}", name=f"collect {source}", **options)
+        if config.report is not None:
+            self.scheduler.add_job(self._report_job, crontab.trigger(schedule.report, self.timezone),
+                                   id="report", name="weekly report")
+
+    def _report_job(self) -> None:
+        """The weekly report, when due and not yet sent (a failure is logged and retried next time)."""
+        if not self.stop.is_set():
+            _report_pass(self.config)
 
     def _collect_job(self, source: str) -> None:
         """One scheduled pass for a source; failures are logged, never raised into the scheduler."""
