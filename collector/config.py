@@ -19,7 +19,7 @@ from collector import crontab
 from models import stream as stream_model
 
 # Config sections that are data sources, in collection order.
-SOURCE_SECTIONS = ("github", "jenkins")
+SOURCE_SECTIONS = ("github", "jenkins", "github_issues", "jira", "pagerduty")
 
 _REPO = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

@@ -15,6 +15,9 @@ from collector.store import Store
 from collector.terminal import Progress
 from connectors.base import Connector
 from connectors.github import GitHubConnector
+from connectors.github_issues import make_github_issues
+from connectors.jira import make_jira
+from connectors.pagerduty import make_pagerduty
 from connectors.jenkins import make_connector as jenkins_connector
 from models.calendar import CalendarSettings
 from models.mapper import MapResult, MapSettings, run_mapper
@@ -62,16 +65,24 @@ def _jenkins(config: Config) -> Connector | None:
     return jenkins_connector(config.jenkins, known_repos=config.github.repos if config.github else ())
 
 
-# Every source vsm knows, in collection order: (name, factory from config).
-SOURCES: list[tuple[str, Callable[[Config], Connector | None]]] = [
-    ("github", _github),
-    ("jenkins", _jenkins),
+def _incidents(config: Config, source: str) -> object | None:
+    """The [incidents.<source>] section, when configured."""
+    return getattr(config.incidents, source, None) if config.incidents else None
+
+
+# Every source vsm knows, in collection order: (name, is it configured?, factory from config).
+SOURCES: list[tuple[str, Callable[[Config], bool], Callable[[Config], Connector | None]]] = [
+    ("github", lambda c: c.github is not None, _github),
+    ("jenkins", lambda c: c.jenkins is not None, _jenkins),
+    ("github_issues", lambda c: c.github is not None and _incidents(c, "github") is not None, make_github_issues),
+    ("jira", lambda c: _incidents(c, "jira") is not None, make_jira),
+    ("pagerduty", lambda c: _incidents(c, "pagerduty") is not None, make_pagerduty),
 ]
 
 
 def configured_sources(config: Config) -> list[str]:
     """Names of the sources the config enables."""
-    return [name for name, factory in SOURCES if getattr(config, name, None) is not None]
+    return [name for name, enabled, _ in SOURCES if enabled(config)]
 
 
 def collect(config: Config, store: Store, only: Iterable[str] | None = None,
@@ -83,10 +94,10 @@ def collect(config: Config, store: Store, only: Iterable[str] | None = None,
     """
     wanted = set(only) if only else None
     results = []
-    for name, factory in SOURCES:
+    for name, enabled, factory in SOURCES:
         if stop is not None and stop.is_set():
             break
-        if (wanted is None or name in wanted) and getattr(config, name, None) is not None:
+        if (wanted is None or name in wanted) and enabled(config):
             results.append(_collect_source(name, lambda f=factory: f(config), store, stop))  # type: ignore[misc]
     return results
 

@@ -32,7 +32,7 @@ TIMELINE_SCHEMAS = {"committed": "timeline-committed-event", "reviewed": "timeli
                     "review_dismissed": "review-dismissed-issue-event"}
 EVENT_KINDS = ("ready_for_review", "convert_to_draft", "review_requested", "review_dismissed", "merged",
                "closed", "reopened")
-LISTS = ("pulls", "commits", "deployments")
+LISTS = ("pulls", "commits", "deployments", "issues")
 
 
 @pytest.fixture(scope="module")
@@ -118,6 +118,7 @@ def test_every_endpoint_answers_with_the_documented_schema(spec: dict[str, Any],
             (R + "/pulls/{pull_number}/reviews", f"/repos/{name}/pulls/{pr.number}/reviews", "reviews"),
             (R + "/pulls/{pull_number}/commits", f"/repos/{name}/pulls/{pr.number}/commits", "pull_commits"),
             (R + "/issues/{issue_number}", f"/repos/{name}/issues/{pr.number}", "issue"),
+            (R + "/issues", f"/repos/{name}/issues?state=all", "issues"),
             (R + "/deployments", f"/repos/{name}/deployments", "deployments"),
             (R + "/deployments/{deployment_id}", f"/repos/{name}/deployments/{dep.id}", "deployment"),
             (R + "/deployments/{deployment_id}/statuses", f"/repos/{name}/deployments/{dep.id}/statuses",
@@ -125,6 +126,8 @@ def test_every_endpoint_answers_with_the_documented_schema(spec: dict[str, Any],
         ]
         cases += [(R + "/pulls/{pull_number}", f"/repos/{name}/pulls/{p.number}", "pull")
                   for p in rw.pulls if p.state == "open"]
+        cases += [(R + "/issues/{issue_number}", f"/repos/{name}/issues/{i.number}", "issue")
+                  for i in sim.incidents.of("github") if i.repo == name]
         timelines = {with_event(rw, kind).number for kind in EVENT_KINDS if any(
             e.event == kind for p in rw.pulls for e in p.events)}
         cases += [(R + "/issues/{issue_number}/timeline", f"/repos/{name}/issues/{n}/timeline", "timeline")

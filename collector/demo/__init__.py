@@ -6,6 +6,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import os
 import signal
 import threading
 from collections.abc import Callable, Iterator
@@ -19,6 +20,8 @@ from collector.report import build_report, last_complete_week, write_report
 from collector.store import Store
 
 log = logging.getLogger(__name__)
+
+DEMO_PAGERDUTY_TOKEN_ENV = "VSM_DEMO_PAGERDUTY_TOKEN"
 
 CONFIG_HEADER = """\
 # Written by `vsm demo`: a config pointing at the simulated Pet Clinic world.
@@ -75,22 +78,40 @@ def demo_servers(seed: int = 7) -> Iterator[DemoServers]:
     """Generate the Pet Clinic world and serve it: GitHub for both repos, Jenkins for builds and for the
     deployments of the repo that deploys with Jenkins (whose GitHub deployments are then left out, so no
     deployment is reported twice)."""
+    from collector.demo import incident_world
     from collector.demo.github_server import GitHubSimulator
     from collector.demo.jenkins_server import JenkinsSimulator
     from collector.demo.jenkins_world import generate_jenkins_world
+    from collector.demo.jira_server import JiraSimulator
+    from collector.demo.pagerduty_server import PagerDutySimulator
     from collector.demo.world import generate_world
 
     world = generate_world(seed=seed)
     jenkins_world = generate_jenkins_world(world)
+    incidents = incident_world.build_incidents(world)
     github_world = dataclasses.replace(world, repos=tuple(
         dataclasses.replace(rw, deployments=()) if rw.full_name in jenkins_world.deployed_repos else rw
         for rw in world.repos))
-    with GitHubSimulator(github_world) as github, JenkinsSimulator(jenkins_world) as jenkins:
-        log.info("simulated GitHub at %s, Jenkins at %s", github.base_url, jenkins.base_url)
+    # the simulated PagerDuty wants a token like the real one; the demo's is no secret
+    os.environ.setdefault(DEMO_PAGERDUTY_TOKEN_ENV, "demo-pagerduty-token")
+    with (GitHubSimulator(github_world, incidents=incidents) as github, JenkinsSimulator(jenkins_world) as jenkins,
+          JiraSimulator(incidents) as jira,
+          PagerDutySimulator(incidents, token=os.environ[DEMO_PAGERDUTY_TOKEN_ENV]) as pagerduty):
+        log.info("simulated GitHub at %s, Jenkins at %s, Jira at %s, PagerDuty at %s", github.base_url,
+                 jenkins.base_url, jira.base_url, pagerduty.base_url)
         sections = {
             "github": {"base_url": github.base_url, "repos": [rw.full_name for rw in world.repos],
                        "since": world.start.date().isoformat(), "production_environments": ["production"]},
             "jenkins": jenkins_world.config(jenkins.base_url),
+            "incidents": {
+                "link_window": f"{incidents.link_window.total_seconds() / 86400:g}d",
+                "github": {"labels": [incident_world.LABEL]},
+                "jira": {"url": jira.base_url,
+                         "jql": f"project = {incident_world.JIRA_PROJECT} AND issuetype = Incident"},
+                "pagerduty": {"url": pagerduty.base_url, "token_env": DEMO_PAGERDUTY_TOKEN_ENV,
+                              "service_ids": list(incidents.services)},
+                "service_map": incidents.service_map,
+            },
         }
         yield DemoServers(world, sections)
 
@@ -131,7 +152,8 @@ def serve(folder: Path, seed: int = 7) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with demo_servers(seed) as servers:
         config_path = servers.write_config(folder / "vsm.toml", folder / "vsm.duckdb")
-        log.info("config written to %s", config_path)
+        log.info("config written to %s; in another shell: export %s=%s", config_path, DEMO_PAGERDUTY_TOKEN_ENV,
+                 os.environ[DEMO_PAGERDUTY_TOKEN_ENV])
         log.info("try: vsm collect --config %s && vsm map --config %s   (Ctrl-C stops the servers)",
                  config_path, config_path)
         try:

@@ -346,16 +346,3 @@ def build_incidents(world: World, link_window: timedelta = LINK_WINDOW) -> Incid
         builder.caused(rw)
     builder.unlinked()
     return IncidentWorld(builder.build(), tuple(rw.full_name for rw in world.repos), link_window, world.end)
-
-
-def demo_config(jira_url: str, pagerduty_url: str, pagerduty_token_env: str, incidents: IncidentWorld) -> str:
-    """The [incidents] sections of the demo's config for the local Jira and PagerDuty simulators."""
-    days = incidents.link_window.total_seconds() / 86400
-    service_map = "\n".join(f'"{key}" = "{repo}"' for key, repo in incidents.service_map.items())
-    services = ", ".join(f'"{sid}"' for sid in incidents.services)
-    return (
-        f'\n[incidents]\nlink_window = "{days:g}d"\n\n[incidents.github]\nlabels = ["{LABEL}"]\n\n'
-        f'[incidents.jira]\nurl = "{jira_url}"\njql = "project = {JIRA_PROJECT} AND issuetype = Incident"\n\n'
-        f'[incidents.pagerduty]\nurl = "{pagerduty_url}"\ntoken_env = "{pagerduty_token_env}"\n'
-        f"service_ids = [{services}]\n\n[incidents.service_map]\n{service_map}\n"
-    )
