@@ -113,7 +113,9 @@ def test_cli_exits_2_with_one_line_on_config_error(tmp_path: Path, capsys: pytes
 
 
 def test_example_config_is_valid(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("GITHUB_TOKEN", "x")
+    for name in ("GITHUB_TOKEN", "JENKINS_USER", "JENKINS_TOKEN", "JIRA_USER", "JIRA_TOKEN", "PAGERDUTY_TOKEN",
+                 "SMTP_USER", "SMTP_PASSWORD"):
+        monkeypatch.setenv(name, "x")
     example = Path(__file__).resolve().parent.parent / "config.example.toml"
     config = cfg.load(example)
     assert config.github is not None and config.github.repos == ("petclinic/petclinic-web",)
