@@ -72,14 +72,17 @@ class World:
         events: Iterable[tuple[str, float]] = (),
         reviewer_types: dict[str, str] | None = None,
         repo: str | None = None,
+        title: str | None = None,
+        head_ref: str | None = None,
     ) -> None:
         """A pull request with its commits (sha, authored hour), reviews (login, state, hour) and events."""
         repo = repo or self.repo
         self.con.execute(
             "INSERT INTO pull_requests (repo, number, title, author_login, author_type, state, draft,"
-            " created_at, merged_at, merge_commit_sha) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [repo, number, f"PR {number}", author, author_type, "closed" if merged is not None else "open",
-             draft, at(opened), None if merged is None else at(merged), merge_sha],
+            " created_at, merged_at, merge_commit_sha, head_ref) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [repo, number, title or f"PR {number}", author, author_type,
+             "closed" if merged is not None else "open", draft, at(opened),
+             None if merged is None else at(merged), merge_sha, head_ref or f"feature-{number}"],
         )
         for sha, hours in commits:
             self.con.execute(
@@ -133,9 +136,31 @@ class World:
         self.deploy(deployment_id, sha, created=created, environment=environment,
                     statuses=[("in_progress", created), ("success", success)])
 
-    def map(self, bots: Sequence[str] = (), production: Sequence[str] = ("production",)) -> MapResult:
-        """Run the mapper with the given settings."""
-        return run_mapper(self.con, MapSettings(bots=tuple(bots), production_environments=tuple(production)))
+    def build(self, build_id: str, sha: str | None, *, started: float, finished: float | None,
+              status: str = "success", queued: float | None = None, pause_s: float = 0.0,
+              repo: str | None = None) -> None:
+        """A CI build of sha (hours after T0), written to ci_builds, which backs the builds view."""
+        self.con.execute(
+            "INSERT INTO ci_builds VALUES (?, ?, 'ci', ?, ?, ?, ?, ?, 'test', ?)",
+            [build_id, repo or self.repo, sha, None if queued is None else at(queued), at(started),
+             None if finished is None else at(finished), status, pause_s],
+        )
+
+    def ci_deploy(self, deployment_id: str, sha: str | None, *, started: float, finished: float | None,
+                  status: str = "success", environment: str = "production", pause_s: float = 0.0,
+                  repo: str | None = None) -> None:
+        """A deployment of a non-GitHub source (ci_deployments), e.g. with a manual-approval pause."""
+        self.con.execute(
+            "INSERT INTO ci_deployments VALUES (?, ?, ?, ?, ?, ?, ?, 'test', ?)",
+            [deployment_id, repo or self.repo, environment, sha, at(started),
+             None if finished is None else at(finished), status, pause_s],
+        )
+
+    def map(self, bots: Sequence[str] = (), production: Sequence[str] = ("production",),
+            incremental: bool = False, **settings: Any) -> MapResult:
+        """Run the mapper with the given settings (further MapSettings fields as keywords)."""
+        return run_mapper(self.con, MapSettings(bots=tuple(bots), production_environments=tuple(production),
+                                                **settings), incremental=incremental)
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         """Query rows as dicts keyed by column name."""
@@ -145,7 +170,8 @@ class World:
 
     def change(self, number: int, repo: str | None = None) -> dict[str, Any]:
         """The changes row of one PR."""
-        found = self.rows("SELECT * FROM changes WHERE repo = ? AND pr_number = ?", [repo or self.repo, number])
+        found = self.rows("SELECT * FROM changes WHERE repo = ? AND pr_number = ?",
+                          [repo or self.repo, number])
         assert len(found) == 1, found
         return found[0]
 
@@ -153,12 +179,17 @@ class World:
         """deployed_at of one PR."""
         return self.change(number)["deployed_at"]
 
-    def stages(self, number: int) -> dict[str, tuple[float, float]]:
+    def stages(self, number: int, repo: str | None = None) -> dict[str, tuple[float, float]]:
         """stage -> (wait_s, process_s) of one PR, from stage_times."""
-        return {
-            r["stage"]: (r["wait_s"], r["process_s"])
-            for r in self.rows(
-                "SELECT * FROM stage_times WHERE repo = ? AND pr_number = ? ORDER BY stage_order",
-                [self.repo, number],
-            )
-        }
+        return {r["stage"]: (r["wait_s"], r["process_s"]) for r in self.stage_rows(number, repo)}
+
+    def stage_rows(self, number: int, repo: str | None = None) -> list[dict[str, Any]]:
+        """The stage_times rows of one PR in stage order."""
+        return self.rows("SELECT * FROM stage_times WHERE repo = ? AND pr_number = ? ORDER BY stage_order",
+                         [repo or self.repo, number])
+
+    def stage(self, number: int, stage: str) -> dict[str, Any]:
+        """One stage_times row of one PR."""
+        found = [r for r in self.stage_rows(number) if r["stage"] == stage]
+        assert len(found) == 1, (number, stage, found)
+        return found[0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 from importlib import resources
 
 import pytest
@@ -309,7 +310,8 @@ def test_backwards_spans_are_clamped_and_counted() -> None:
         "merge": (1 * H, 0.0),  # 3h -> 4h
     }
     assert w.stages(31)["code"] == (0.0, 0.0)  # 2.5h -> 2h clamped to 0
-    assert result.clamped == {"code": 1, "review": 1, "merge": 0, "release": 0}
+    # Every configured stage is listed (issue 3 added build and staging to the default stream).
+    assert result.clamped == {"code": 1, "review": 1, "merge": 0, "build": 0, "staging": 0, "release": 0}
     assert dict(w.con.execute("SELECT stage, clamped FROM stage_clamps").fetchall()) == result.clamped
 
 
@@ -352,10 +354,12 @@ def test_deployments_view_normalises_statuses() -> None:
     }
     row = w.rows("SELECT * FROM deployments WHERE deployment_id = 'github:6'")[0]
     assert row == {"deployment_id": "github:6", "repo": REPO, "environment": "staging", "sha": "s6",
-                   "started_at": at(1), "finished_at": at(6), "status": "error", "source": "github"}
+                   "started_at": at(1), "finished_at": at(6), "status": "error", "source": "github",
+                   "pause_s": 0.0}  # GitHub reports no pauses
     columns = [r[0] for r in w.con.execute("DESCRIBE deployments").fetchall()]
+    # issue 3 appended pause_s
     assert columns == ["deployment_id", "repo", "environment", "sha", "started_at", "finished_at", "status",
-                       "source"]
+                       "source", "pause_s"]
 
 
 def test_stage_summary_and_totals_on_a_tiny_stream() -> None:
@@ -380,16 +384,28 @@ def test_stage_summary_and_totals_on_a_tiny_stream() -> None:
     #   #3 code (0, 7200)  review (7200, 0)     merge (0, 0)     release (18000, 1800)  lead 34200
     #   #5 code (0, 3600)  review (1800, 900)   merge (900, 0)
     # quantile_cont over n sorted values: position q * (n - 1), linear between neighbours.
+    # Working time (default calendar: UTC, Mon-Fri 09:00-17:30): T0 is Monday 09:00, so hours 0..8.5 are
+    # working time and hours 8.5..24 (the evening, where #5 and the deployment at 10h happen) are not.
+    # %C/A: review = share without CHANGES_REQUESTED; release = no failed attempt, rollback or revert;
+    # code and merge have no accuracy signal (None).
     assert stage_summary(w.con) == [
         # process [3600, 3600, 5400, 7200]: median (3600 + 5400) / 2; p85 at 2.55: 5400 + 0.55 * 1800
-        StageSummary("code", 4, 0.0, 0.0, 4500.0, pytest.approx(6390.0)),
+        # work process: #1 0->1h 3600, #2 0.5->2h 5400, #3 1->3h 7200, #5 10->11h 0: (3600 + 5400) / 2
+        StageSummary("code", 4, 0.0, 0.0, 4500.0, pytest.approx(6390.0), None, 0.0, 4500.0),
         # wait [1800, 3600, 7200, 10800]: (3600 + 7200) / 2; 7200 + 0.55 * 3600
         # process [0, 900, 3600, 3600]: (900 + 3600) / 2; 3600 + 0.55 * 0
-        StageSummary("review", 4, 5400.0, pytest.approx(9180.0), 2250.0, 3600.0),
+        # pca: #2 had changes requested, #1 #3 #5 not: 3 / 4
+        # work wait: #1 3600, #2 10800, #3 7200, #5 0 (evening): [0, 3600, 7200, 10800] -> 5400
+        # work process: #1 3600, #2 3600, #3 0, #5 0: [0, 0, 3600, 3600] -> 1800
+        StageSummary("review", 4, 5400.0, pytest.approx(9180.0), 2250.0, 3600.0, 0.75, 5400.0, 1800.0),
         # wait [0, 900, 3600, 7200]: (900 + 3600) / 2; 3600 + 0.55 * 3600
-        StageSummary("merge", 4, 2250.0, pytest.approx(5580.0), 0.0, 0.0),
+        # work wait: #1 3h->4h 3600, #2 6h->8h 7200, #3 0, #5 0 (evening): [0, 0, 3600, 7200] -> 1800
+        StageSummary("merge", 4, 2250.0, pytest.approx(5580.0), 0.0, 0.0, None, 1800.0, 0.0),
         # wait [7200, 18000, 21600]: median at 1: 18000; p85 at 1.7: 18000 + 0.7 * 3600
-        StageSummary("release", 3, 18000.0, pytest.approx(20520.0), 1800.0, 1800.0),
+        # pca: deployment 2 had no failed attempt, is not rolled back, nothing reverted: 3 / 3
+        # work wait up to 8.5h: #1 4h->8.5h 16200, #2 8h->8.5h 1800, #3 5h->8.5h 12600 -> median 12600;
+        # process 10h -> 10.5h is evening: 0
+        StageSummary("release", 3, 18000.0, pytest.approx(20520.0), 1800.0, 1800.0, 1.0, 12600.0, 0.0),
     ]
     t = totals(w.con)
     assert (t.changes, t.deployed) == (4, 3)  # #1 #2 #3 #5 (the bot's #6 left out); #5 not deployed
@@ -397,6 +413,15 @@ def test_stage_summary_and_totals_on_a_tiny_stream() -> None:
     assert t.lead_time_p85_s == pytest.approx(37260.0)  # at 1.7: 36000 + 0.7 * 1800
     # process: #1 3600+3600+1800, #2 5400+3600+1800, #3 7200+1800 = 28800; lead 37800+36000+34200
     assert t.flow_efficiency == pytest.approx(28800 / 108000)
+    assert t.process_s_total == 28800.0
+    assert t.rolled_pca == pytest.approx(0.75)  # review 0.75 * release 1.0 (code and merge have no pca)
+    # total wait per stage over #1 #2 #3 #5: review 3600+10800+7200+1800 = 23400, merge 3600+7200+0+900 =
+    # 11700, release 21600+7200+18000 = 46800 -> release holds 46800 / 81900 of the wait
+    assert t.bottleneck == "release"
+    assert t.bottleneck_share == pytest.approx(46800 / 81900)
+    # halving each deployed change's release wait: #1 37800-10800, #2 36000-3600, #3 34200-9000
+    # = [25200, 27000, 32400] -> median 27000
+    assert t.lead_time_median_if_halved_s == 27000.0
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -476,6 +501,8 @@ def test_rerun_replaces_settings_and_gives_the_same_views() -> None:
 
 
 def test_every_sql_file_is_listed_in_name_order() -> None:
-    shipped = sorted(e.name for e in resources.files("models.sql").iterdir() if e.name.endswith(".sql"))
+    # numbered files are the mapper's steps; named ones (scope_full.sql, ...) are helpers it runs itself
+    shipped = sorted(e.name for e in resources.files("models.sql").iterdir()
+                     if re.match(r"^\d{3}_.*\.sql$", e.name))
     listed = [name for name, _ in SQL_FILES]
     assert listed == shipped

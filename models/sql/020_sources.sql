@@ -1,5 +1,6 @@
--- 020: the public deployments view, one row per deployment of any source (GitHub for now; Jenkins
--- later adds rows with deployment_id 'jenkins:...' through a UNION ALL here).
+-- 020: the public deployments and builds views, one row per deployment / CI build of any source.
+-- deployments: GitHub's deployments API plus ci_deployments (filled by other connectors, e.g. Jenkins).
+-- builds: ci_builds (empty until a CI connector fills it).
 
 CREATE OR REPLACE VIEW deployments AS
 WITH status_summary AS (
@@ -31,7 +32,8 @@ normalised AS (
             WHEN u.ever_success THEN 'success'
             -- No status yet, or 'pending' (GitHub's name for a queued deployment): queued.
             WHEN u.latest_state IS NULL OR u.latest_state = 'pending' THEN 'queued'
-            WHEN u.latest_state IN ('failure', 'error', 'in_progress', 'queued', 'inactive') THEN u.latest_state
+            WHEN u.latest_state IN ('failure', 'error', 'in_progress', 'queued', 'inactive')
+                THEN u.latest_state
             -- GitHub documents no other state; anything unknown has not visibly started.
             ELSE 'queued'
         END AS status
@@ -54,5 +56,36 @@ SELECT
         WHEN 'inactive' THEN n.last_failed_at
     END AS finished_at,
     n.status,
-    'github' AS source
-FROM normalised AS n;
+    'github' AS source,
+    -- GitHub deployments report no pauses.
+    0.0 AS pause_s
+FROM normalised AS n
+UNION ALL
+-- Other sources already store the normalised shape; statuses are lower-cased to the same vocabulary.
+SELECT
+    c.deployment_id,
+    c.repo,
+    c.environment,
+    c.sha,
+    c.started_at,
+    c.finished_at,
+    lower(c.status),
+    c.source,
+    CAST(coalesce(c.pause_s, 0) AS DOUBLE)
+FROM ci_deployments AS c;
+
+-- One row per CI build. status: success, failure, error, unstable, aborted, running, queued; pause_s is
+-- time paused inside the run (manual approval), which the mapper counts as wait.
+CREATE OR REPLACE VIEW builds AS
+SELECT
+    b.build_id,
+    b.repo,
+    b.job,
+    b.sha,
+    b.queued_at,
+    b.started_at,
+    b.finished_at,
+    lower(b.status) AS status,
+    b.source,
+    CAST(coalesce(b.pause_s, 0) AS DOUBLE) AS pause_s
+FROM ci_builds AS b;
