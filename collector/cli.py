@@ -13,7 +13,7 @@ from collector import config as config_module
 from collector.config import SOURCE_SECTIONS, Config, ConfigError
 from collector.pipeline import collect, run_map
 from collector.store import Store, StoreError, open_for_reading
-from collector.terminal import duration, render_rows, stage_report, table
+from collector.terminal import dora_table, duration, render_rows, stage_report, table
 from models.mapper import stage_summary, totals
 
 log = logging.getLogger("vsm")
@@ -47,9 +47,9 @@ def setup_logging(verbosity: int) -> None:
     root.setLevel(level)
 
 
-def _load(args: argparse.Namespace) -> Config:
-    """The validated config named by --config."""
-    return config_module.load(args.config)
+def _load(args: argparse.Namespace, secrets: bool = True) -> Config:
+    """The validated config named by --config (secrets required only for commands that use them)."""
+    return config_module.load(args.config, require_secrets=secrets)
 
 
 def cmd_collect(args: argparse.Namespace) -> int:
@@ -65,18 +65,28 @@ def cmd_collect(args: argparse.Namespace) -> int:
     return EXIT_OK if all(r.ok for r in results) else EXIT_SOURCE_FAILED
 
 
+def print_value_stream(store: Store) -> None:
+    """The per-stage table, the terminal value stream map and the DORA four keys."""
+    out(stage_report(stage_summary(store.con), totals(store.con)))
+    names, rows = store.query("SELECT * FROM dora_summary ORDER BY repo NULLS LAST")
+    out()
+    out(dora_table([dict(zip(names, row, strict=True)) for row in rows]))
+
+
 def cmd_map(args: argparse.Namespace) -> int:
     """Rebuild the views and print the value stream per stage."""
-    config = _load(args)
+    config = _load(args, secrets=False)
     with Store(config.db_path) as store:
-        run_map(config, store)
-        out(stage_report(stage_summary(store.con), totals(store.con)))
+        result = run_map(config, store, incremental=args.incremental)
+        if result.incremental:
+            out(f"incremental map: {result.recomputed} changes recomputed")
+        print_value_stream(store)
     return EXIT_OK
 
 
 def cmd_query(args: argparse.Namespace) -> int:
     """Run one SQL statement against the database and print the result."""
-    config = _load(args)
+    config = _load(args, secrets=False)
     store, is_snapshot = open_for_reading(config.db_path, wait_s=args.wait)
     if is_snapshot:
         log.warning("vsm is writing %s; answering from the snapshot it last published", config.db_path)
@@ -99,7 +109,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from collector.report import parse_week
     from models.explain import UnknownChange, explain_change, explain_stage
 
-    config = _load(args)
+    config = _load(args, secrets=False)
     if bool(args.change) == bool(args.stage):
         raise UsageError("give either a change (owner/repo#123) or --stage NAME --week W")
     store, _ = open_for_reading(config.db_path, wait_s=args.wait)
@@ -132,7 +142,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from collector.mailer import MailError
     from collector.report import ReportError, build_report, last_complete_week, parse_week, write_report
 
-    config = _load(args)
+    config = _load(args, secrets=args.send)
     if args.send and config.report is None:
         raise UsageError("--send needs a [report] section with recipients (see config.example.toml)")
     try:
@@ -179,7 +189,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     from collector.health import source_status
 
-    config = _load(args)
+    config = _load(args, secrets=False)
     store, _ = open_for_reading(config.db_path, wait_s=args.wait)
     with store:
         statuses = source_status(config, store)
@@ -203,7 +213,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     config_path = demo.run(db, seed=args.seed, on_result=out)
     with Store(db) as store:
         out()
-        out(stage_report(stage_summary(store.con), totals(store.con)))
+        print_value_stream(store)
     out()
     out(QUERY_HINTS.format(config=config_path, db=db))
     return EXIT_OK
@@ -238,7 +248,11 @@ def _parser() -> argparse.ArgumentParser:
     collect_p = command("collect", cmd_collect, "Fetch new and changed data from every configured source.")
     collect_p.add_argument("--source", action="append", choices=list(SOURCE_SECTIONS),
                            help="collect only this source (repeatable)")
-    command("map", cmd_map, "Rebuild the value-stream views and print the per-stage summary.")
+    map_p = command("map", cmd_map, "Rebuild the value-stream views and print the per-stage summary, the value "
+                    "stream map and the DORA four keys.")
+    map_p.add_argument("--incremental", action="store_true",
+                       help="recompute only the changes still in flight (falls back to a full map when settings "
+                            "changed); the default rebuilds everything")
     explain = command("explain", cmd_explain, "Show a change's timeline and how each stage figure was derived, "
                       "or list the changes behind a stage's figure for a week.")
     explain.add_argument("change", nargs="?", help="the change, as owner/repo#123")

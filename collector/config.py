@@ -234,7 +234,7 @@ def secret(env_name: str | None) -> str | None:
     return value
 
 
-def load(path: str | Path) -> Config:
+def load(path: str | Path, require_secrets: bool = True) -> Config:
     """Read, parse and validate a config file."""
     file = Path(path)
     try:
@@ -247,10 +247,10 @@ def load(path: str | Path) -> Config:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{file}: not valid TOML: {exc}") from None
-    return from_dict(data, source_file=file.resolve())
+    return from_dict(data, source_file=file.resolve(), require_secrets=require_secrets)
 
 
-def from_dict(data: dict[str, Any], source_file: Path | None = None) -> Config:
+def from_dict(data: dict[str, Any], source_file: Path | None = None, require_secrets: bool = True) -> Config:
     """Validate an already parsed TOML document."""
     known = {f.name for f in dataclasses.fields(Config) if f.name != "source_file"}
     _reject_unknown(data, known, "")
@@ -260,7 +260,28 @@ def from_dict(data: dict[str, Any], source_file: Path | None = None) -> Config:
             values[f.name] = _convert(data[f.name], _resolve(Config, f.name), f.name)
     config = Config(**values)
     _check(config)
+    if require_secrets:
+        for key, name in secret_names(config):
+            if not os.environ.get(name):
+                raise ConfigError(f"{key}: environment variable {name} is not set")
     return config
+
+
+def secret_names(config: Any, prefix: str = "") -> list[tuple[str, str]]:
+    """Every configured `*_env` key with the environment variable it names (walks the dataclasses).
+
+    Commands that talk to the sources need them all set; read-only commands (map, query, status,
+    explain, report without --send) do not, so a teammate can query without holding the tokens.
+    """
+    found: list[tuple[str, str]] = []
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        key = f"{prefix}{_FIELD_KEYS.get(f.name, f.name)}"
+        if f.name.endswith("_env") and isinstance(value, str):
+            found.append((key, value))
+        elif dataclasses.is_dataclass(value):
+            found += secret_names(value, f"{key}.")
+    return found
 
 
 def _stage(index: int, stage: StageConfig) -> stream_model.Stage:
@@ -298,13 +319,9 @@ def _check_calendar(calendar: CalendarConfig) -> None:
 
 
 def _check_env_name(key: str, name: str | None) -> None:
-    """A *_env key must name an environment variable that is set."""
-    if name is None:
-        return
-    if not _ENV_NAME.match(name):
+    """A *_env key must hold the NAME of an environment variable (whether it is set is checked apart)."""
+    if name is not None and not _ENV_NAME.match(name):
         raise ConfigError(f"{key}: {name!r} must be the NAME of an environment variable")
-    if not os.environ.get(name):
-        raise ConfigError(f"{key}: environment variable {name} is not set")
 
 
 def _check_jenkins(jenkins: JenkinsConfig) -> None:
@@ -359,8 +376,9 @@ def _check_schedule(schedule: ScheduleConfig) -> None:
     parse_duration(schedule.misfire_grace, "schedule.misfire_grace")
 
 
-# TOML keys that are Python keywords, and the field that holds them
+# TOML keys that are Python keywords, and the field that holds them (and back, for messages)
 _RENAMED = {"from": "sender"}
+_FIELD_KEYS = {field: key for key, field in _RENAMED.items()}
 _EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+$")
 
 

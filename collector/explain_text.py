@@ -61,14 +61,7 @@ def render_change(change: ChangeExplanation, timezone: str = "UTC") -> str:
         right=[False, True, True, True, True, False, False],
     ))
     for s in change.stages:
-        notes = list(s.why)
-        if s.clamped:
-            notes.append("a span ended before it started and was clamped to 0")
-        if s.pause_s:
-            notes.append(f"{duration(s.pause_s)} of approval pause counted as wait")
-        if s.rework:
-            notes.append(f"rework: {s.rework}")
-        lines += [f"  {s.stage}: {note}" for note in notes]
+        lines += [f"  {s.stage}: {note}" for note in s.why]
     if change.skipped_stages:
         lines.append(f"  skipped (no events for this change): {', '.join(change.skipped_stages)}")
     return "\n".join(lines)

@@ -188,13 +188,14 @@ def map_settings(config: Config) -> MapSettings:
                                   end=end, holidays=tuple(calendar.holidays)),
         include_bots=config.stream.include_bots,
         link_window_s=parse_duration(config.incidents.link_window) if config.incidents else 7 * 86400.0,
+        incident_services=tuple(sorted(config.incidents.service_map.items())) if config.incidents else (),
     )
 
 
-def run_map(config: Config, store: Store) -> MapResult:
-    """Rebuild the mapped tables and views from what is stored."""
+def run_map(config: Config, store: Store, incremental: bool = False) -> MapResult:
+    """Rebuild the mapped tables and views from what is stored (or, incrementally, the changes in flight)."""
     started = dt.datetime.now(dt.UTC)
-    result = run_mapper(store.con, map_settings(config))
+    result = run_mapper(store.con, map_settings(config), incremental=incremental)
     log.info("map: %d changes, %d deployed, in %.2fs", result.changes, result.deployed,
              (dt.datetime.now(dt.UTC) - started).total_seconds())
     return result

@@ -182,3 +182,26 @@ def value_stream_map(stages: Sequence[StageSummary], totals: Totals, bottleneck:
     if bottleneck:
         legend += f" | ◆ bottleneck: {bottleneck}"
     return "\n".join([wait_row.rstrip(), *box_rows, "", ladder_top, ladder_bottom, "", legend])
+
+
+def dora_table(rows: Sequence[dict[str, Any]]) -> str:
+    """The DORA four keys per repo (and over all repos) with their 2023 State of DevOps bands."""
+    if not rows:
+        return "DORA four keys: no production deployments yet"
+
+    def cell(value: str, band: str | None) -> str:
+        return f"{value} ({band})" if band else value
+
+    body = [
+        (r["repo"] or "all repos",
+         cell(f"{r['deploys_per_week']:.1f}/week" if r["deploys_per_week"] is not None else "-", r["deploy_band"]),
+         cell(duration(r["lead_time_median_s"]), r["lead_time_band"]),
+         cell(percent(r["change_failure_rate"]), r["change_failure_band"]),
+         cell(duration(r["recovery_median_s"]), r["recovery_band"]),
+         cell(duration(r["restore_median_s"]), r["restore_band"]),
+         r["incidents"])
+        for r in rows
+    ]
+    return "DORA four keys (bands: 2023 State of DevOps Report)\n" + table(
+        ["repo", "deploy frequency", "lead time p50", "change failure rate", "failed-deploy recovery",
+         "time to restore", "incidents"], body)

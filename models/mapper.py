@@ -55,6 +55,8 @@ class MapSettings:
     include_bots: bool = False
     link_window_s: float = 7 * 86400.0
     staging_environments: tuple[str, ...] = ("staging",)
+    # PagerDuty service ids, Jira components or labels -> repo ([incidents.service_map])
+    incident_services: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -220,6 +222,12 @@ def _write_settings(con: duckdb.DuckDBPyConnection, settings: MapSettings) -> No
     )
     write_settings(con, settings.calendar, include_bots=settings.include_bots,
                    link_window_s=settings.link_window_s)
+    con.execute("DELETE FROM map_incident_settings")
+    con.execute("INSERT INTO map_incident_settings (link_window_s) VALUES (?)", [settings.link_window_s])
+    con.execute("DELETE FROM map_incident_services")
+    keys, repos = ([k for k, _ in settings.incident_services], [r for _, r in settings.incident_services])
+    con.execute("INSERT INTO map_incident_services (key, repo) SELECT unnest(?::VARCHAR[]), unnest(?::VARCHAR[])",
+                [keys, repos])
 
 
 def _result(con: duckdb.DuckDBPyConnection, *, incremental: bool, recomputed: int) -> MapResult:

@@ -149,3 +149,16 @@ process = ["review_first", "review_approved|pr_merged"]
 def test_default_stream_is_the_public_one(tmp_path: Path) -> None:
     config = cfg.load(write(tmp_path, ""))
     assert [s.name for s in config.value_stream()] == ["code", "review", "merge", "build", "staging", "release"]
+
+
+def test_read_only_commands_need_no_secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("VSM_TEST_TOKEN", raising=False)
+    path = write(tmp_path, '[github]\nrepos = ["a/b"]\ntoken_env = "VSM_TEST_TOKEN"\n\n[report]\nto = ["b@x.example"]'
+                           '\n[report.smtp]\npassword_env = "VSM_TEST_SMTP"\n')
+    with pytest.raises(cfg.ConfigError, match="github.token_env: environment variable VSM_TEST_TOKEN is not set"):
+        cfg.load(path)
+    config = cfg.load(path, require_secrets=False)
+    assert cfg.secret_names(config) == [("github.token_env", "VSM_TEST_TOKEN"),
+                                        ("report.smtp.password_env", "VSM_TEST_SMTP")]
+    # a teammate without the tokens can still query
+    assert main(["query", "--config", str(path), "SELECT 1"]) == 1  # fails only because no database exists yet

@@ -67,13 +67,21 @@ def expected_change(rw: RepoWorld, pr: PullRequest, end: dt.datetime) -> dict[st
             deployed_at = None if rank == 0 else success_at  # rank 0 is the seed
             break
     first_commit = min(c.authored_at for c in pr.commits)
-    return {
+    return _api_precision({
         "first_commit_at": first_commit, "opened_at": pr.created_at, "ready_at": ready,
         "first_review_at": first_review, "approved_at": max(approvals) if approvals else None,
         "merged_at": pr.merged_at, "deployed_at": deployed_at,
         "lead_time_s": (deployed_at - first_commit).total_seconds() if deployed_at else None,
         "is_bot": is_bot(pr.author_login, pr.author_type),
-    }
+    })
+
+
+def _api_precision(values: dict[str, Any]) -> dict[str, Any]:
+    """GitHub's API gives timestamps to the second: drop the generator's microseconds, then derive."""
+    out = {k: v.replace(microsecond=0) if isinstance(v, dt.datetime) else v for k, v in values.items()}
+    if out["deployed_at"] is not None:
+        out["lead_time_s"] = (out["deployed_at"] - out["first_commit_at"]).total_seconds()
+    return out
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,8 @@ import requests
 
 from collector.config import from_dict, parse_duration
 from collector.demo.github_server import GitHubSimulator
-from collector.demo.incident_world import JIRA_STATUSES, IncidentWorld, build_incidents, demo_config
+from collector.demo import incidents_section, to_toml
+from collector.demo.incident_world import JIRA_STATUSES, IncidentWorld, build_incidents
 from collector.demo.jira_server import JiraSimulator
 from collector.demo.pagerduty_server import PagerDutySimulator
 from collector.demo.world import World
@@ -578,7 +579,7 @@ def test_every_demo_incident_is_linked_as_its_generator_intended(
         config = from_dict(
             tomllib.loads(
                 f'[github]\nbase_url = "{gh.base_url}"\nrepos = [{repos}]\nsince = "{world.start.date()}"\n'
-                + demo_config(jira.base_url, pd.base_url, "DEMO_PD_TOKEN", incidents)
+                + to_toml({"incidents": incidents_section(incidents, jira.base_url, pd.base_url, "DEMO_PD_TOKEN")})
             )
         )
         assert config.github is not None and config.incidents is not None

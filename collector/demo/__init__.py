@@ -73,6 +73,19 @@ class DemoServers:
         return path
 
 
+def incidents_section(incidents: Any, jira_url: str, pagerduty_url: str, token_env: str) -> dict[str, Any]:
+    """The [incidents] table that collects the demo's incidents from GitHub issues, Jira and PagerDuty."""
+    from collector.demo import incident_world
+
+    return {
+        "link_window": f"{incidents.link_window.total_seconds() / 86400:g}d",
+        "github": {"labels": [incident_world.LABEL]},
+        "jira": {"url": jira_url, "jql": f"project = {incident_world.JIRA_PROJECT} AND issuetype = Incident"},
+        "pagerduty": {"url": pagerduty_url, "token_env": token_env, "service_ids": list(incidents.services)},
+        "service_map": incidents.service_map,
+    }
+
+
 @contextlib.contextmanager
 def demo_servers(seed: int = 7) -> Iterator[DemoServers]:
     """Generate the Pet Clinic world and serve it: GitHub for both repos, Jenkins for builds and for the
@@ -103,15 +116,7 @@ def demo_servers(seed: int = 7) -> Iterator[DemoServers]:
             "github": {"base_url": github.base_url, "repos": [rw.full_name for rw in world.repos],
                        "since": world.start.date().isoformat(), "production_environments": ["production"]},
             "jenkins": jenkins_world.config(jenkins.base_url),
-            "incidents": {
-                "link_window": f"{incidents.link_window.total_seconds() / 86400:g}d",
-                "github": {"labels": [incident_world.LABEL]},
-                "jira": {"url": jira.base_url,
-                         "jql": f"project = {incident_world.JIRA_PROJECT} AND issuetype = Incident"},
-                "pagerduty": {"url": pagerduty.base_url, "token_env": DEMO_PAGERDUTY_TOKEN_ENV,
-                              "service_ids": list(incidents.services)},
-                "service_map": incidents.service_map,
-            },
+            "incidents": incidents_section(incidents, jira.base_url, pagerduty.base_url, DEMO_PAGERDUTY_TOKEN_ENV),
         }
         yield DemoServers(world, sections)
 
