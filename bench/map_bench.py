@@ -1,4 +1,5 @@
-"""Benchmark of `vsm map` on a large synthetic history: full map, then incremental after one new week.
+"""Benchmark of `vsm map` on a large synthetic history: full map, then incremental after one new week
+(and a full map of the same data for comparison).
 
 Run: python bench/map_bench.py [--repos 20] [--prs-per-repo 5000] [--out bench/results.json]
 
@@ -114,8 +115,9 @@ def phase(args: argparse.Namespace) -> None:
         migrate(con)
         detail = generate(con, args.repos, args.lo, args.hi)
     else:
-        result = run_mapper(con, MapSettings())
-        detail = {"changes": result.changes, "deployed": result.deployed}
+        result = run_mapper(con, MapSettings(), incremental=args.phase == "map_incremental")
+        detail = {"changes": result.changes, "deployed": result.deployed, "incremental": result.incremental,
+                  "recomputed": result.recomputed}
     seconds = time.perf_counter() - started
     con.close()
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -137,7 +139,7 @@ def main() -> None:
     parser.add_argument("--repos", type=int, default=20)
     parser.add_argument("--prs-per-repo", type=int, default=5000)
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
-    parser.add_argument("--phase", choices=["generate", "map"], help=argparse.SUPPRESS)
+    parser.add_argument("--phase", choices=["generate", "map", "map_incremental"], help=argparse.SUPPRESS)
     parser.add_argument("--db", help=argparse.SUPPRESS)
     parser.add_argument("--lo", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--hi", type=int, default=0, help=argparse.SUPPRESS)
@@ -153,7 +155,8 @@ def main() -> None:
             "generate": run_phase(db, "generate", args.repos, 0, base),
             "map_full": run_phase(db, "map", args.repos),
             "generate_week": run_phase(db, "generate", args.repos, base, args.prs_per_repo),
-            "map_after_week": run_phase(db, "map", args.repos),
+            "map_incremental_week": run_phase(db, "map_incremental", args.repos),
+            "map_full_again": run_phase(db, "map", args.repos),
         }
         size_mb = db.stat().st_size / 2**20
     rows = sum(results["generate"]["detail"].values()) + sum(results["generate_week"]["detail"].values())

@@ -38,6 +38,15 @@ def test_demo_runs_the_whole_pipeline(tmp_path: Path, capsys: pytest.CaptureFixt
         assert store.query("SELECT count(*) FROM (SELECT repo FROM deployments GROUP BY repo "
                            "HAVING count(DISTINCT source) > 1)")[1] == [(0,)]
 
+    # every example query in the README answers on the demo's database
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    examples = [q.strip() for block in re.findall(r"```sql\n(.*?)```", readme, re.DOTALL)
+                for q in block.split(";") if q.strip()]
+    assert len(examples) >= 5
+    with Store(tmp_path / "demo" / "vsm.duckdb", read_only=True) as store:
+        for sql in examples:
+            assert store.query(sql)[1], f"README example returned nothing: {sql}"
+
     # the written config works for queries after the demo (the database outlives the servers)
     assert main(["query", "--config", str(config), "--format", "csv",
                  "SELECT count(*) AS n FROM changes WHERE deployed_at IS NOT NULL"]) == 0
