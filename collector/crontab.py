@@ -49,7 +49,7 @@ def weekdays(field: str, expr: str = "") -> str | None:
         if step < 1:
             raise CrontabError(f"{expr!r}: step must be at least 1")
         if start_text == "*":
-            span = list(range(0, 7))
+            span = list(range(7))
         else:
             start = _day_number(start_text, expr)
             # `7` as the end of a range means Sunday at the end of the week (crontab's 1-7)

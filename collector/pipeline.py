@@ -16,9 +16,9 @@ from collector.terminal import Progress
 from connectors.base import Connector
 from connectors.github import GitHubConnector
 from connectors.github_issues import make_github_issues
+from connectors.jenkins import make_connector as jenkins_connector
 from connectors.jira import make_jira
 from connectors.pagerduty import make_pagerduty
-from connectors.jenkins import make_connector as jenkins_connector
 from models.calendar import CalendarSettings
 from models.mapper import MapResult, MapSettings, run_mapper
 

@@ -16,9 +16,16 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 
 from collector import crontab
 from collector.config import Config, parse_duration
-from collector.pipeline import SourceResult, collect, configured_sources, run_map
 from collector.mailer import MailError
-from collector.report import ReportError, build_report, last_complete_week, send_report, week_bounds, write_report
+from collector.pipeline import SourceResult, collect, configured_sources, run_map
+from collector.report import (
+    ReportError,
+    build_report,
+    last_complete_week,
+    send_report,
+    week_bounds,
+    write_report,
+)
 from collector.store import Store
 
 log = logging.getLogger(__name__)

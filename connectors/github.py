@@ -43,7 +43,7 @@ def _payload(obj: GithubObject) -> dict[str, Any]:
     PyGithub's public `raw_data` completes a lazy object with one extra request per object; the list
     payload already holds every field we store, so read the attributes it was built from instead.
     """
-    return obj._rawData  # noqa: SLF001
+    return obj._rawData
 
 
 def _ts(value: str | None) -> dt.datetime | None:

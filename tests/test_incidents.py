@@ -17,8 +17,8 @@ import pytest
 import requests
 
 from collector.config import from_dict, parse_duration
-from collector.demo.github_server import GitHubSimulator
 from collector.demo import incidents_section, to_toml
+from collector.demo.github_server import GitHubSimulator
 from collector.demo.incident_world import JIRA_STATUSES, IncidentWorld, build_incidents
 from collector.demo.jira_server import JiraSimulator
 from collector.demo.pagerduty_server import PagerDutySimulator

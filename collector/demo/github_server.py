@@ -7,25 +7,24 @@ faults behave like api.github.com closely enough for PyGithub and plain `request
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import itertools
 import json
 import logging
 import math
 import re
-import socket
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 from collector.demo.incident_world import LABEL, Incident, IncidentWorld, build_incidents
 from collector.demo.payloads import Payloads
+from collector.demo.served import ServedSimulator
 from collector.demo.world import UTC, Commit, PullRequest, RepoWorld, World
 
 logger = logging.getLogger(__name__)
@@ -373,66 +372,11 @@ def _topo_order(commits: dict[str, Commit]) -> dict[str, int]:
     return depth
 
 
-class _Handler(BaseHTTPRequestHandler):
-    """HTTP/1.1 keep-alive handler delegating every method to the simulator."""
-
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
-    server: _Server
-
-    def version_string(self) -> str:
-        """The Server header GitHub sends."""
-        return "GitHub.com"
-
-    def setup(self) -> None:
-        """Track the keep-alive connection so that stop() can cut it."""
-        super().setup()
-        with self.server.lock:
-            self.server.connections.add(self.connection)
-
-    def finish(self) -> None:
-        """Forget the connection once the client is done."""
-        with self.server.lock:
-            self.server.connections.discard(self.connection)
-        super().finish()
-
-    def _any(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        if length:
-            self.rfile.read(length)
-        self.server.simulator.handle(self)
-
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _any
-
-    def log_message(self, format: str, *args: Any) -> None:
-        logger.debug("%s " + format, self.address_string(), *args)
-
-
-class _Server(ThreadingHTTPServer):
-    """ThreadingHTTPServer with daemon threads and errors sent to logging instead of stderr."""
-
-    daemon_threads = True
-    simulator: GitHubSimulator
-
-    def __init__(self, address: tuple[str, int]) -> None:
-        super().__init__(address, _Handler)
-        self.lock = threading.Lock()
-        self.connections: set[socket.socket] = set()
-
-    def close_connections(self) -> None:
-        """Cut open keep-alive connections: a stopped simulator answers nothing, like a dead server."""
-        with self.lock:
-            for connection in self.connections:
-                with contextlib.suppress(OSError):
-                    connection.shutdown(socket.SHUT_RDWR)
-            self.connections.clear()
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        logger.debug("connection from %s ended with an error", client_address, exc_info=True)
-
-
-class GitHubSimulator:
+class GitHubSimulator(ServedSimulator):
     """Serves a World like api.github.com on http://127.0.0.1:<free port>, as of a movable `clock`."""
+
+    name = "github"
+    server_header = "GitHub.com"
 
     def __init__(self, world: World, *, token: str | None = None,
                  incidents: IncidentWorld | None = None) -> None:
@@ -448,44 +392,12 @@ class GitHubSimulator:
         self._remaining = RATE_LIMIT
         self._reset = int(time.time()) + 3600
         self._ids = itertools.count(1)
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
         self._payloads: Payloads | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------------
-    def start(self) -> GitHubSimulator:
-        """Bind a free port on 127.0.0.1 and serve in a daemon thread."""
-        self._server = _Server(("127.0.0.1", 0))
-        self._server.simulator = self
+    def _on_start(self) -> None:
+        """Payload URLs carry the server's own host:port (PyGithub refuses any other)."""
         self._payloads = Payloads(self.world, self.base_url)
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="github-simulator", daemon=True)
-        self._thread.start()
-        logger.debug("simulated GitHub listening on %s", self.base_url)
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and release the port."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server.close_connections()
-            if self._thread is not None:
-                self._thread.join(timeout=5)
-            self._server = None
-
-    def __enter__(self) -> GitHubSimulator:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def base_url(self) -> str:
-        """http://127.0.0.1:PORT, the base URL for clients (and of every URL in payloads)."""
-        if self._server is None:
-            raise RuntimeError("the simulator is not started")
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     def inject_fault(self, path_regex: str, status: int, times: int = 1,
                      headers: dict[str, str] | None = None, body: dict[str, Any] | None = None) -> None:

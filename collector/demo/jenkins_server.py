@@ -9,23 +9,22 @@ fields hidden unless named) and shows only what existed at `clock`: a build runn
 from __future__ import annotations
 
 import base64
-import contextlib
 import copy
 import json
 import logging
 import re
-import socket
 import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from collector.demo.jenkins_tree import Hidden, Nested, TreeError, parse_tree, pick, visible
 from collector.demo.jenkins_world import FOLDER, PIPELINE, Build, Folder, JenkinsWorld, Job, ms
+from collector.demo.served import ServedSimulator
 from collector.demo.world import DATA
 
 logger = logging.getLogger(__name__)
@@ -406,66 +405,11 @@ class _Fault:
     delay: float
 
 
-class _Handler(BaseHTTPRequestHandler):
-    """HTTP/1.1 keep-alive handler delegating every method to the simulator."""
-
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
-    server: _Server
-
-    def version_string(self) -> str:
-        """The Server header Jenkins's embedded Jetty sends."""
-        return "Jetty(10.0.20)"
-
-    def setup(self) -> None:
-        """Track the keep-alive connection so that stop() can cut it."""
-        super().setup()
-        with self.server.lock:
-            self.server.connections.add(self.connection)
-
-    def finish(self) -> None:
-        """Forget the connection once the client is done."""
-        with self.server.lock:
-            self.server.connections.discard(self.connection)
-        super().finish()
-
-    def _any(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        if length:
-            self.rfile.read(length)
-        self.server.simulator.handle(self)
-
-    do_GET = do_POST = do_HEAD = _any
-
-    def log_message(self, format: str, *args: Any) -> None:
-        logger.debug("%s " + format, self.address_string(), *args)
-
-
-class _Server(ThreadingHTTPServer):
-    """ThreadingHTTPServer with daemon threads and errors sent to logging instead of stderr."""
-
-    daemon_threads = True
-    simulator: JenkinsSimulator
-
-    def __init__(self, address: tuple[str, int]) -> None:
-        super().__init__(address, _Handler)
-        self.lock = threading.Lock()
-        self.connections: set[socket.socket] = set()
-
-    def close_connections(self) -> None:
-        """Cut open keep-alive connections: a stopped simulator answers nothing, like a dead server."""
-        with self.lock:
-            for connection in self.connections:
-                with contextlib.suppress(OSError):
-                    connection.shutdown(socket.SHUT_RDWR)
-            self.connections.clear()
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        logger.debug("connection from %s ended with an error", client_address, exc_info=True)
-
-
-class JenkinsSimulator:
+class JenkinsSimulator(ServedSimulator):
     """Serves a JenkinsWorld like a Jenkins controller on http://127.0.0.1:<free port>, as of `clock`."""
+
+    name = "jenkins"
+    server_header = "Jetty(10.0.20)"
 
     def __init__(self, jenkins_world: JenkinsWorld, *, user: str | None = None,
                  token: str | None = None) -> None:
@@ -475,41 +419,7 @@ class JenkinsSimulator:
         self.request_log: list[tuple[str, str, int]] = []
         self._lock = threading.Lock()
         self._faults: list[_Fault] = []
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
 
-    def start(self) -> JenkinsSimulator:
-        """Bind a free port on 127.0.0.1 and serve in a daemon thread."""
-        self._server = _Server(("127.0.0.1", 0))
-        self._server.simulator = self
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="jenkins-simulator", daemon=True)
-        self._thread.start()
-        logger.debug("simulated Jenkins listening on %s", self.base_url)
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and release the port."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server.close_connections()
-            if self._thread is not None:
-                self._thread.join(timeout=5)
-            self._server = None
-
-    def __enter__(self) -> JenkinsSimulator:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def base_url(self) -> str:
-        """http://127.0.0.1:PORT, the Jenkins URL for clients (and of every URL in payloads)."""
-        if self._server is None:
-            raise RuntimeError("the simulator is not started")
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     def inject_fault(self, path_regex: str, status: int | None = 500, times: int = 1,
                      headers: dict[str, str] | None = None, body: Any = None, delay: float = 0.0) -> None:

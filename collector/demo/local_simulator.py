@@ -14,11 +14,11 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler
-from typing import Any, Self
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from collector.demo.github_server import _Handler, _Server
 from collector.demo.incident_world import Incident, IncidentWorld
+from collector.demo.served import ServedSimulator
 
 logger = logging.getLogger(__name__)
 
@@ -44,15 +44,7 @@ class _Fault:
     body: Any
 
 
-class _NamedHandler(_Handler):
-    """The shared keep-alive handler, with the simulated service's own Server header."""
-
-    def version_string(self) -> str:
-        """The simulator's Server header."""
-        return self.server.simulator.server_header  # type: ignore[attr-defined]
-
-
-class LocalSimulator:
+class LocalSimulator(ServedSimulator):
     """A threaded JSON API on http://127.0.0.1:<free port> answering from `routes` as of a movable `clock`."""
 
     name = "simulator"
@@ -66,8 +58,7 @@ class LocalSimulator:
         self.request_log: list[tuple[str, str, int]] = []
         self._lock = threading.Lock()
         self._faults: list[_Fault] = []
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
+
         self._compiled = tuple((re.compile(pattern), handler) for pattern, handler in self.routes)
 
     # -- what a concrete simulator provides ------------------------------------------------------------
@@ -78,45 +69,6 @@ class LocalSimulator:
     def error_body(self, status: int, message: str) -> Any:
         """The service's error body."""
         return {"message": message}
-
-    # -- lifecycle ---------------------------------------------------------------------------------------
-    def start(self) -> Self:
-        """Bind a free port on 127.0.0.1 and serve in a daemon thread."""
-        self._server = _Server(("127.0.0.1", 0))
-        self._server.RequestHandlerClass = _NamedHandler
-        self._server.simulator = self  # type: ignore[assignment]
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"{self.name}-simulator",
-            daemon=True,
-        )
-        self._thread.start()
-        logger.debug("simulated %s listening on %s", self.name, self.base_url)
-        return self
-
-    def stop(self) -> None:
-        """Stop serving, cut open connections and release the port."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server.close_connections()
-            if self._thread is not None:
-                self._thread.join(timeout=5)
-            self._server = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def base_url(self) -> str:
-        """http://127.0.0.1:PORT, the base URL for clients (and of every URL in payloads)."""
-        if self._server is None:
-            raise RuntimeError("the simulator is not started")
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     def inject_fault(
         self,

@@ -1,0 +1,129 @@
+"""The small threaded HTTP server every simulated service (GitHub, Jenkins, Jira, PagerDuty) runs on.
+
+It speaks HTTP/1.1 keep-alive with Nagle off (PyGithub and requests reuse connections; without it each
+request waits ~40 ms), sends errors to logging instead of stderr, and cuts open connections on stop so a
+stopped simulator answers nothing, like a dead server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import threading
+from abc import ABC, abstractmethod
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Self
+
+logger = logging.getLogger(__name__)
+
+
+class Handler(BaseHTTPRequestHandler):
+    """HTTP/1.1 keep-alive handler delegating every method to the simulator's `handle`."""
+
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    server: Server
+
+    def version_string(self) -> str:
+        """The Server header the simulated service sends."""
+        return self.server.simulator.server_header
+
+    def setup(self) -> None:
+        """Track the keep-alive connection so that stop() can cut it."""
+        super().setup()
+        with self.server.lock:
+            self.server.connections.add(self.connection)
+
+    def finish(self) -> None:
+        """Forget the connection once the client is done."""
+        with self.server.lock:
+            self.server.connections.discard(self.connection)
+        super().finish()
+
+    def _any(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)
+        self.server.simulator.handle(self)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _any
+
+    def log_message(self, format: str, *args: Any) -> None:
+        logger.debug("%s " + format, self.address_string(), *args)
+
+
+class Server(ThreadingHTTPServer):
+    """ThreadingHTTPServer with daemon threads, tracked connections and errors sent to logging."""
+
+    daemon_threads = True
+    simulator: ServedSimulator
+
+    def __init__(self, address: tuple[str, int]) -> None:
+        super().__init__(address, Handler)
+        self.lock = threading.Lock()
+        self.connections: set[socket.socket] = set()
+
+    def close_connections(self) -> None:
+        """Cut open keep-alive connections."""
+        with self.lock:
+            for connection in self.connections:
+                with contextlib.suppress(OSError):
+                    connection.shutdown(socket.SHUT_RDWR)
+            self.connections.clear()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        logger.debug("connection from %s ended with an error", client_address, exc_info=True)
+
+
+class ServedSimulator(ABC):
+    """Lifecycle of a simulated service on http://127.0.0.1:<free port>: start/stop, context manager, base_url.
+
+    A subclass implements `handle(request)` and may set `name`, `server_header` and `_on_start`.
+    """
+
+    name = "simulator"
+    server_header = "simulator"
+    _server: Server | None = None
+    _thread: threading.Thread | None = None
+
+    @abstractmethod
+    def handle(self, request: BaseHTTPRequestHandler) -> None:
+        """Answer one request: status, headers and body on the wire, and an entry in the request log."""
+
+    def _on_start(self) -> None:
+        """Called once the port is known (e.g. to build payloads whose URLs carry it)."""
+
+    def start(self) -> Self:
+        """Bind a free port on 127.0.0.1 and serve in a daemon thread."""
+        self._server = Server(("127.0.0.1", 0))
+        self._server.simulator = self
+        self._on_start()
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name=f"{self.name}-simulator", daemon=True)
+        self._thread.start()
+        logger.debug("simulated %s listening on %s", self.name, self.base_url)
+        return self
+
+    def stop(self) -> None:
+        """Stop serving, cut open connections and release the port."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server.close_connections()
+            if self._thread is not None:
+                self._thread.join(timeout=5)
+            self._server = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        """http://127.0.0.1:PORT, the base URL for clients (and of every URL in payloads)."""
+        if self._server is None:
+            raise RuntimeError("the simulator is not started")
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
