@@ -46,6 +46,7 @@ class GitHubConfig:
     since: dt.date | None = None
     production_environments: tuple[str, ...] = ("production",)
     bots: tuple[str, ...] = ()
+    ci_workflows: tuple[str, ...] = ()
     timeout: float = 30.0
     retries: int = 5
     max_rate_limit_wait: float = 900.0
