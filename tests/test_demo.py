@@ -47,6 +47,26 @@ def test_demo_runs_the_whole_pipeline(tmp_path: Path, capsys: pytest.CaptureFixt
         for sql in examples:
             assert store.query(sql)[1], f"README example returned nothing: {sql}"
 
+    # explain a change, and the changes behind a stage's figure for a week
+    with Store(tmp_path / "demo" / "vsm.duckdb", read_only=True) as store:
+        change_id, week = store.query("SELECT change_id, week FROM changes WHERE deployed_at IS NOT NULL "
+                                      "AND first_review_at IS NOT NULL ORDER BY change_id LIMIT 1")[1][0]
+        reviews = store.query("SELECT count(*) FROM stage_times WHERE stage = 'review' AND change_id IN "
+                              "(SELECT change_id FROM changes WHERE week = ? AND NOT is_bot)", [week])[1][0][0]
+    capsys.readouterr()
+    assert main(["explain", "--config", str(config), change_id]) == 0
+    explained = capsys.readouterr().out
+    assert explained.startswith(change_id)
+    for heading in ("Timeline", "Reviews", "Delivery", "Stages"):
+        assert f"\n{heading}\n" in explained
+    assert "review_first" in explained and "deploy_finished:production" in explained
+    iso = week.isocalendar()
+    assert main(["explain", "--config", str(config), "--stage", "review", "--week", f"{iso.year}-W{iso.week:02d}"]) == 0
+    listed = capsys.readouterr().out
+    assert f"{reviews} change" in listed.splitlines()[0]
+    assert main(["explain", "--config", str(config), "petclinic/petclinic-web#999999"]) == 2
+    assert "is not a merged pull request" in capsys.readouterr().err
+
     # the written config works for queries after the demo (the database outlives the servers)
     assert main(["query", "--config", str(config), "--format", "csv",
                  "SELECT count(*) AS n FROM changes WHERE deployed_at IS NOT NULL"]) == 0

@@ -487,3 +487,23 @@ def test_incremental_falls_back_to_a_full_map_when_settings_change() -> None:
     assert w.map(incremental=True).incremental is False  # never mapped before
     assert w.map(incremental=True).incremental is True
     assert w.map(incremental=True, include_bots=True).incremental is False  # other settings
+
+
+def test_a_deployment_reported_by_jenkins_and_github_counts_once() -> None:
+    w = World()
+    w.commit("m1")
+    # the same production deployment of m1, reported by a Jenkins deploy job and as a GitHub deployment
+    # started 20 minutes apart: one row, the Jenkins one (it carries the approval pause)
+    w.ci_deploy("jenkins:deploy-prod#7", "m1", started=1.0, finished=1.5, pause_s=600.0)
+    w.ship(501, "m1", created=1 + 20 / 60, success=1.6)
+    # a GitHub deployment of the same SHA two hours later is a different deployment (a redeploy): kept
+    w.ship(502, "m1", created=3.0, success=3.1)
+    # and one to another environment is never the same deployment
+    w.ship(503, "m1", created=1.0, success=1.2, environment="staging")
+    w.map()
+    rows = w.rows("SELECT deployment_id, environment, pause_s FROM deployments ORDER BY deployment_id")
+    assert rows == [
+        {"deployment_id": "github:502", "environment": "production", "pause_s": 0.0},
+        {"deployment_id": "github:503", "environment": "staging", "pause_s": 0.0},
+        {"deployment_id": "jenkins:deploy-prod#7", "environment": "production", "pause_s": 600.0},
+    ]

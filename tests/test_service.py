@@ -81,6 +81,15 @@ def test_daemon_wiring(tmp_path: Path) -> None:
     eager = Daemon(cfg.load(path), clock=lambda: wednesday)
     assert [(job_id, when) for job_id, when in eager.jobs()] == [("collect-github", wednesday)]
 
+    # with a [report] section the weekly report is a job of its own, on `report` in crontab's meaning
+    path.write_text('[github]\nrepos = ["a/b"]\n\n[report]\nto = ["brenda@petclinic.example"]\n\n'
+                    '[schedule]\nreport = "30 7 * * 1"\ntimezone = "Europe/London"\n', encoding="utf-8")
+    reporting = Daemon(cfg.load(path), clock=lambda: wednesday)
+    report_job = reporting.scheduler.get_job("report")
+    assert report_job is not None
+    fire = report_job.trigger.get_next_fire_time(None, wednesday)
+    assert (fire.date(), fire.hour, fire.minute) == (dt.date(2026, 11, 30), 7, 30)  # next Monday 07:30 London
+
 
 def _wait_for(predicate: object, seconds: float = 60) -> None:
     deadline = time.monotonic() + seconds

@@ -60,6 +60,14 @@ SELECT
     -- GitHub deployments report no pauses.
     0.0 AS pause_s
 FROM normalised AS n
+-- One deployment reported twice (a Jenkins deploy job that also creates a GitHub deployment) counts once:
+-- the GitHub record gives way to the other source's (which knows queue and approval pauses) when both
+-- name the same repo, environment and SHA and started within an hour of each other.
+WHERE NOT EXISTS (
+    SELECT 1 FROM ci_deployments AS c
+    WHERE c.repo = n.repo AND lower(c.environment) = lower(n.environment) AND c.sha = n.sha
+      AND abs(epoch(c.started_at) - epoch(n.created_at)) <= 3600
+)
 UNION ALL
 -- Other sources already store the normalised shape; statuses are lower-cased to the same vocabulary.
 SELECT
