@@ -96,3 +96,19 @@ def test_run_exits_1_when_the_mail_server_is_down_and_keeps_the_file(tmp_path: P
     assert list((tmp_path / "reports").glob("*.html"))  # the report was written before mailing failed
     with Store(tmp_path / "vsm.duckdb", read_only=True) as store:
         assert store.query("SELECT count(*) FROM report_sends")[1] == [(0,)]  # so it is retried next run
+
+
+def test_the_daemons_report_job_sends_when_due_and_only_once(tmp_path: Path, sim: GitHubSimulator, world: World,
+                                                             smtp: tuple[Inbox, int]) -> None:
+    from collector.scheduler import Daemon, collect_and_map
+
+    inbox, port = smtp
+    config = cfg.load(report_config(tmp_path, sim, world, port))
+    collect_and_map(config)
+    daemon = Daemon(config)
+    daemon._report_job()  # what the scheduler runs on `[schedule] report`
+    daemon._report_job()  # a second firing in the same week sends nothing more
+    assert len(inbox.messages) == 1
+    with Store(config.db_path, read_only=True) as store:
+        (week,) = store.query("SELECT week FROM report_sends")[1][0]
+    assert week.weekday() == 0 and week < dt.date.today()
