@@ -8,9 +8,7 @@ charts; `write_report` keeps a self-contained HTML copy on disk; `send_report` m
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -18,13 +16,13 @@ from typing import Any
 import duckdb
 
 from collector.config import ReportConfig
+from collector.report_health import Health, data_health, query_rows, has_relation
 from collector.terminal import duration
 from models.mapper import StageSummary, Totals, counted_changes_sql, stage_summary, totals
 
 WEEK = dt.timedelta(days=7)
 TREND_WEEKS = 12
 SLOWEST = 5
-GAP_WARN_S = 2 * 86400.0  # a longer stretch without a successful sync is called out as a gap
 _ISO_WEEK = re.compile(r"^\s*(\d{4})-?W(\d{1,2})\s*$", re.IGNORECASE)
 
 # The DORA 2023 bands as the mapper's dora_bands view states them (used when that view is missing):
@@ -96,46 +94,6 @@ class SlowChange:
     url: str | None
     lead_time_s: float
     waits: tuple[tuple[str, float], ...]
-
-
-@dataclass(frozen=True)
-class SourceHealth:
-    """How one source's syncs went around the report week."""
-
-    source: str
-    last_success_at: dt.datetime | None
-    last_run_at: dt.datetime | None
-    last_status: str | None
-    last_error: str | None
-    failed_runs: int
-    complete: bool
-    longest_gap_s: float | None
-    gap_from: dt.datetime | None
-
-
-@dataclass(frozen=True)
-class ScopeHealth:
-    """One repo (or job) of a source: when its cursors last advanced; its error when the last run failed."""
-
-    source: str
-    scope: str
-    last_advanced_at: dt.datetime | None
-    error: str | None
-
-
-@dataclass(frozen=True)
-class Health:
-    """Whether the week's figures rest on complete data: syncs, errors, gaps, clamped spans."""
-
-    sources: tuple[SourceHealth, ...]
-    scopes: tuple[ScopeHealth, ...]
-    problems: tuple[str, ...]
-    notes: tuple[str, ...]
-
-    @property
-    def ok(self) -> bool:
-        """True when nothing limits the week's figures."""
-        return not self.problems
 
 
 @dataclass(frozen=True)
@@ -215,24 +173,12 @@ def week_bounds(monday: dt.date) -> tuple[dt.datetime, dt.datetime]:
     return start, start + WEEK
 
 
-def has_relation(con: duckdb.DuckDBPyConnection, name: str, columns: Sequence[str] = ()) -> bool:
-    """True when a table or view exists (with every listed column): later views are optional."""
-    found = {row[0] for row in con.execute(
-        "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [name]).fetchall()}
-    return bool(found) and all(column in found for column in columns)
-
-
-def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-    """Run a query and fetch every row (an unfinished result would block the connection)."""
-    return con.execute(sql, list(params)).fetchall()
-
-
 def _dora_bands(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[tuple[str, str, float | None], ...]]:
     """The DORA bands from the dora_bands view when the mapper made it, else the same built-in table."""
     if not has_relation(con, "dora_bands", ("metric", "band", "rank", "better", "bound")):
         return DORA_BANDS
     bands: dict[str, list[tuple[str, str, float | None]]] = {}
-    for metric, band, better, bound in _rows(
+    for metric, band, better, bound in query_rows(
             con, "SELECT metric, band, better, bound FROM dora_bands ORDER BY metric, rank"):
         bands.setdefault(metric, []).append((band, better, None if bound is None else float(bound)))
     return {**DORA_BANDS, **{metric: tuple(rows) for metric, rows in bands.items()}}
@@ -304,7 +250,7 @@ def _deployments(con: duckdb.DuckDBPyConnection, start: dt.datetime, end: dt.dat
     Like dora_weekly, each repo's seed (its first production deployment seen, which holds all earlier
     history) is not counted.
     """
-    row = _rows(con, f"""
+    row = query_rows(con, f"""
         WITH p AS ({PRODUCTION_SQL})
         SELECT count(*), count(DISTINCT CAST(timezone('UTC', p.finished_at) AS DATE))
         FROM p WHERE NOT p.is_seed AND p.finished_at >= ? AND p.finished_at < ?
@@ -314,7 +260,7 @@ def _deployments(con: duckdb.DuckDBPyConnection, start: dt.datetime, end: dt.dat
 
 def _weeks_with_history(con: duckdb.DuckDBPyConnection, start: dt.datetime, end: dt.datetime) -> int:
     """How many whole weeks of [start, end) lie after the first production deployment seen."""
-    first = _rows(con, f"SELECT min(p.finished_at) FROM ({PRODUCTION_SQL}) AS p")[0][0]
+    first = query_rows(con, f"SELECT min(p.finished_at) FROM ({PRODUCTION_SQL}) AS p")[0][0]
     if first is None:
         return 0
     return sum(1 for i in range(round((end - start) / WEEK)) if start + (i + 1) * WEEK > first)
@@ -330,7 +276,7 @@ def _dora(con: duckdb.DuckDBPyConnection, start: dt.datetime,
     columns = ("week", "repo", "deployments", "change_failure_rate", "recovery_median_s")
     if not has_relation(con, "dora_weekly", columns):
         return None, None, 0
-    row = _rows(con, """
+    row = query_rows(con, """
         SELECT sum(w.change_failure_rate * w.deployments) FILTER (WHERE w.change_failure_rate IS NOT NULL)
                    / nullif(sum(w.deployments) FILTER (WHERE w.change_failure_rate IS NOT NULL), 0),
                quantile_cont(w.recovery_median_s, 0.5),
@@ -380,7 +326,7 @@ def _stages(con: duckdb.DuckDBPyConnection, start: dt.datetime, end: dt.datetime
             summary: list[StageSummary]) -> tuple[StageFigures, ...]:
     """The week's per-stage figures with each stage's share of the week's total wait."""
     counted, params = counted_changes_sql(start, end, None)
-    sums = dict(_rows(con, f"""
+    sums = dict(query_rows(con, f"""
         WITH c AS ({counted})
         SELECT s.stage, sum(s.wait_s) FROM stage_times AS s
         JOIN c ON c.repo = s.repo AND c.pr_number = s.pr_number
@@ -401,13 +347,13 @@ def _trend(con: duckdb.DuckDBPyConnection, monday: dt.date) -> tuple[TrendWeek, 
     start, _ = week_bounds(first)
     _, end = week_bounds(monday)
     counted, params = counted_changes_sql(start, end, None)
-    weekly = {week: (int(n), None if med is None else float(med)) for week, n, med in _rows(con, f"""
+    weekly = {week: (int(n), None if med is None else float(med)) for week, n, med in query_rows(con, f"""
         WITH c AS ({counted})
         SELECT c.week, count(*), quantile_cont(c.lead_time_s, 0.5)
         FROM c WHERE c.lead_time_s IS NOT NULL GROUP BY c.week
         """, params)}
     per_stage: dict[dt.date, dict[str, float]] = {}
-    for week, stage, seconds in _rows(con, f"""
+    for week, stage, seconds in query_rows(con, f"""
         WITH c AS ({counted}), d AS (SELECT * FROM c WHERE c.lead_time_s IS NOT NULL),
         n AS (SELECT d.week, count(*) AS changes FROM d GROUP BY d.week)
         SELECT d.week, s.stage, sum(coalesce(s.wait_s, 0) + coalesce(s.process_s, 0)) / any_value(n.changes)
@@ -427,7 +373,7 @@ def _trend(con: duckdb.DuckDBPyConnection, monday: dt.date) -> tuple[TrendWeek, 
 def _slowest(con: duckdb.DuckDBPyConnection, start: dt.datetime, end: dt.datetime) -> tuple[SlowChange, ...]:
     """The week's deployed changes with the longest lead times, where they waited, and their PR links."""
     counted, params = counted_changes_sql(start, end, None)
-    rows = _rows(con, f"""
+    rows = query_rows(con, f"""
         WITH c AS ({counted} AND c.lead_time_s IS NOT NULL
                    ORDER BY c.lead_time_s DESC, c.change_id LIMIT {SLOWEST})
         SELECT c.change_id, c.title, c.author, p.html_url, c.lead_time_s,
@@ -444,92 +390,6 @@ def _slowest(con: duckdb.DuckDBPyConnection, start: dt.datetime, end: dt.datetim
                    tuple((stage, float(seconds)) for stage, seconds in (waits or [])))
         for change_id, title, author, url, lead, waits in rows
     )
-
-
-def when(moment: dt.datetime | None) -> str:
-    """A UTC timestamp for the report, e.g. Tue 17 Nov 09:05 UTC; 'never' when missing."""
-    if moment is None:
-        return "never"
-    return moment.astimezone(dt.UTC).strftime("%a %d %b %H:%M UTC")
-
-
-def _longest_gap(successes: list[dt.datetime], anchor: dt.datetime | None,
-                 now: dt.datetime) -> tuple[float | None, dt.datetime | None]:
-    """The longest stretch from anchor to now without a successful sync finishing, and where it began."""
-    if anchor is None:
-        return None, None
-    points = [anchor, *sorted(s for s in successes if anchor < s <= now), now]
-    best, began = 0.0, anchor
-    for left, right in itertools.pairwise(points):
-        span = (right - left).total_seconds()
-        if span > best:
-            best, began = span, left
-    return best, began
-
-
-def _source_health(con: duckdb.DuckDBPyConnection, source: str, start: dt.datetime, end: dt.datetime,
-                   now: dt.datetime) -> SourceHealth:
-    """One source's health: last success and run, failures since the week began, coverage, longest gap."""
-    runs = _rows(con, "SELECT started_at, finished_at, status, error FROM sync_runs WHERE source = ?"
-                      " ORDER BY run_id", [source])
-    successes = [finished for _, finished, status, _ in runs if status == "success" and finished is not None]
-    before = [s for s in successes if s <= start]
-    first_start = runs[0][0] if runs else None
-    anchor = max(before) if before else (max(first_start, start) if first_start is not None else None)
-    gap, gap_from = _longest_gap(successes, anchor, now)
-    errors = [error for _, _, status, error in runs if status != "success" and error]
-    last = runs[-1] if runs else None
-    return SourceHealth(
-        source=source, last_success_at=max(successes) if successes else None,
-        last_run_at=(last[1] or last[0]) if last else None, last_status=last[2] if last else None,
-        last_error=errors[-1] if errors else None,
-        failed_runs=sum(1 for started, _, status, _ in runs if status not in ("success", "running")
-                        and started >= start),
-        complete=any(s >= end for s in successes), longest_gap_s=gap, gap_from=gap_from,
-    )
-
-
-def _scope_error(error: str | None, scope: str) -> str | None:
-    """The part of a run's error text ('scope: message; ...') that names this scope."""
-    for part in (error or "").split("; "):
-        if part.startswith(f"{scope}: "):
-            return part[len(scope) + 2:]
-    return None
-
-
-def data_health(con: duckdb.DuckDBPyConnection, start: dt.datetime, end: dt.datetime,
-                now: dt.datetime) -> Health:
-    """Sync health per source and scope around the week, and the statements of what limits the figures."""
-    sources = [s for (s,) in _rows(con, "SELECT DISTINCT source FROM sync_runs ORDER BY source")]
-    states = tuple(_source_health(con, s, start, end, now) for s in sources)
-    failing_runs = {s.source: s.last_error for s in states
-                    if s.last_status not in ("success", "running", None)}
-    scopes = tuple(
-        ScopeHealth(source, scope, advanced, _scope_error(failing_runs.get(source), scope))
-        for source, scope, advanced in _rows(con, "SELECT source, scope, max(updated_at) FROM sync_cursors"
-                                                  " GROUP BY source, scope ORDER BY source, scope")
-    )
-    clamped = 0
-    if has_relation(con, "stage_times", ["clamped"]):
-        counted, params = counted_changes_sql(start, end, None)
-        clamped = int(_rows(con, f"""
-            WITH c AS ({counted}) SELECT count(*) FILTER (WHERE s.clamped) FROM stage_times AS s
-            JOIN c ON c.repo = s.repo AND c.pr_number = s.pr_number""", params)[0][0])
-    problems: list[str] = []
-    if not states:
-        problems.append("no sync is recorded in this database: the figures cover whatever was loaded")
-    for s in states:
-        if s.source in failing_runs:
-            problems.append(f"{s.source}: the last sync ({when(s.last_run_at)}) failed: {s.last_error}")
-        if not s.complete:
-            problems.append(f"{s.source}: no successful sync since {when(s.last_success_at)}, so activity "
-                            "after that is missing from this report")
-        if s.longest_gap_s is not None and s.longest_gap_s > GAP_WARN_S:
-            problems.append(f"{s.source}: no successful sync for {duration(s.longest_gap_s)}"
-                            f" from {when(s.gap_from)}")
-    notes = ((f"{clamped} stage span{'s' if clamped != 1 else ''} of this week's changes ran backwards"
-              " (clock skew or out-of-order events) and counted as 0."),) if clamped else ()
-    return Health(states, scopes, tuple(problems), notes)
 
 
 def _headline(label: str, week: Totals) -> tuple[str, str]:
@@ -572,7 +432,7 @@ def build_report(con: duckdb.DuckDBPyConnection, week: dt.date, config: ReportCo
     this_week = totals(con, start, end)
     before = totals(con, start - 4 * WEEK, start)
     summary_rows = stage_summary(con, start, end)
-    configured = [s for (s,) in _rows(con, "SELECT stage FROM map_stages ORDER BY stage_order")] \
+    configured = [s for (s,) in query_rows(con, "SELECT stage FROM map_stages ORDER BY stage_order")] \
         if has_relation(con, "map_stages") else [s.stage for s in summary_rows]
     present = {s.stage for s in summary_rows}
     headline, summary = _headline(label, this_week)
@@ -582,7 +442,7 @@ def build_report(con: duckdb.DuckDBPyConnection, week: dt.date, config: ReportCo
     report = Report(
         week=week, label=label, start=start, end=end, generated_at=generated,
         subject=template.replace("{week}", label),
-        repos=tuple(r for (r,) in _rows(con, "SELECT repo FROM repos ORDER BY repo")),
+        repos=tuple(r for (r,) in query_rows(con, "SELECT repo FROM repos ORDER BY repo")),
         headline=headline, summary=summary,
         tiles=_tiles(con, start, end, this_week, before),
         stages=_stages(con, start, end, this_week, summary_rows),

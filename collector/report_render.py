@@ -38,7 +38,7 @@ METHOD = (
 
 def _when(moment: dt.datetime | None) -> str:
     """A UTC timestamp as shown in the report."""
-    from collector.report import when
+    from collector.report_health import when
 
     return when(moment)
 
