@@ -21,9 +21,11 @@ log = logging.getLogger("vsm")
 EXIT_OK, EXIT_SOURCE_FAILED, EXIT_CONFIG, EXIT_STALE = 0, 1, 2, 3
 
 QUERY_HINTS = """\
-Query it yourself (DuckDB SQL over the views changes, stage_times, deployments):
-  vsm query --config {config} "SELECT stage, median(wait_s)/3600 AS wait_h FROM stage_times GROUP BY stage"
-  vsm query --config {config} "SELECT change_id, title, lead_time_s/86400 AS days FROM changes ORDER BY 3 DESC LIMIT 5"
+Dig in (views: changes, stage_times, change_timeline, value_stream, flow_weekly, deployments, builds,
+incidents, dora_weekly; see the README):
+  vsm query --config {config} "SELECT week, repo, lead_time_median_s/86400 AS lead_days, bottleneck_stage FROM flow_weekly ORDER BY week DESC LIMIT 6"
+  vsm explain --config {config} {slowest}
+  vsm explain --config {config} --stage review --week {week}
 or open {db} with any DuckDB client (duckdb CLI, Python, DBeaver)."""
 
 
@@ -211,11 +213,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return demo.serve(Path(args.dir), seed=args.seed)
     db = Path(args.db) if args.db else Path(args.dir) / "vsm.duckdb"
     config_path = demo.run(db, seed=args.seed, on_result=out)
-    with Store(db) as store:
+    with Store(db, read_only=True) as store:
         out()
         print_value_stream(store)
+        slowest, week = store.query("SELECT change_id, week FROM changes WHERE NOT is_bot "
+                                    "ORDER BY lead_time_s DESC NULLS LAST LIMIT 1")[1][0]
     out()
-    out(QUERY_HINTS.format(config=config_path, db=db))
+    iso = week.isocalendar()
+    out(QUERY_HINTS.format(config=config_path, db=db, slowest=slowest, week=f"{iso.year}-W{iso.week:02d}"))
     return EXIT_OK
 
 
