@@ -55,6 +55,7 @@ def _github(config: Config) -> Connector | None:
         timeout=gh.timeout,
         retries=gh.retries,
         max_rate_limit_wait=gh.max_rate_limit_wait,
+        ci_workflows=gh.ci_workflows,
     )
 
 

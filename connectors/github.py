@@ -1,9 +1,11 @@
 """GitHub source (PyGithub): default-branch commits, pull requests with reviews, commits and timeline,
-deployments with their statuses. Fetches and yields pages; never touches the database."""
+deployments with their statuses, and Actions runs of the configured CI workflows (connectors/github_actions).
+Fetches and yields pages; never touches the database."""
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import itertools
 import json
 import logging
@@ -17,6 +19,7 @@ from github.GithubObject import GithubObject
 from github.Repository import Repository
 
 from connectors.base import Cursors, request_tally
+from connectors.github_actions import stream_name, workflow_pages
 from models.records import Page, RawObject, Row
 
 log = logging.getLogger(__name__)
@@ -105,8 +108,10 @@ class GitHubConnector:
         retries: int = 5,
         max_rate_limit_wait: float = 900.0,
         seconds_between_requests: float | None = None,
+        ci_workflows: Iterable[str] = (),
     ) -> None:
         self._repos = list(repos)
+        self._workflows = tuple(ci_workflows)
         self._horizon = horizon
         self._retries = [0]
         self._tally = request_tally("github.Requester")
@@ -186,6 +191,8 @@ class GitHubConnector:
             ("commits", self._commit_pages),
             ("pulls", self._pull_pages),
             ("deployments", self._deployment_pages),
+            *((stream_name(workflow), functools.partial(self._workflow_pages, workflow))
+              for workflow in self._workflows),
         ]
 
     # -- streams ------------------------------------------------------------------------------------
@@ -364,6 +371,10 @@ class GitHubConnector:
         new_state = {"max_id": new_max, "open": still_open, "newest": dict(sorted(newest.items()))}
         if new_state != state:
             yield Page(SOURCE, scope, "deployments", cursor=json.dumps(new_state))
+
+    def _workflow_pages(self, workflow: str, repo: Repository, scope: str, cursor: str | None) -> Iterator[Page]:
+        """Runs of one CI workflow on the default branch, with their jobs, as CI builds."""
+        return workflow_pages(repo, scope, workflow, cursor, self._horizon)
 
     @staticmethod
     def _add_statuses(page: Page, scope: str, deployment_id: int, statuses: Iterable[Any]) -> bool:

@@ -14,12 +14,19 @@ from collector.demo.world import World, generate_world
 
 # A fixed end keeps every test run on the same history; a Wednesday noon, mid-week.
 WORLD_END = dt.datetime(2026, 11, 18, 12, 0, tzinfo=dt.UTC)
+ACTIONS_REPO = "petclinic/petclinic-web"
 
 
 @pytest.fixture(scope="session")
 def world() -> World:
     """The default Pet Clinic history (seed 7), ending at WORLD_END."""
     return generate_world(seed=7, end=WORLD_END)
+
+
+@pytest.fixture(scope="session")
+def actions_world() -> World:
+    """The same history with GitHub Actions builds (`build.yml`) in ACTIONS_REPO."""
+    return generate_world(seed=7, end=WORLD_END, actions_repos=(ACTIONS_REPO,))
 
 
 @pytest.fixture

@@ -17,13 +17,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 from collector.demo.incident_world import LABEL, Incident, IncidentWorld, build_incidents
-from collector.demo.payloads import Payloads
+from collector.demo.payloads import Payloads, stable_workflow_id
 from collector.demo.served import ServedSimulator
 from collector.demo.world import UTC, Commit, PullRequest, RepoWorld, World
 
@@ -50,7 +50,13 @@ ROUTES: tuple[tuple[str, str], ...] = (
     (_REPO + r"/deployments", "deployments"),
     (_REPO + r"/deployments/(?P<id>\d+)", "deployment"),
     (_REPO + r"/deployments/(?P<id>\d+)/statuses", "statuses"),
+    (_REPO + r"/actions/workflows/(?P<workflow>[^/]+)/runs", "workflow_runs"),
+    (_REPO + r"/actions/runs/(?P<run_id>\d+)", "workflow_run"),
+    (_REPO + r"/actions/runs/(?P<run_id>\d+)/jobs", "run_jobs"),
+    (_REPO + r"/actions/runs/(?P<run_id>\d+)/attempts/(?P<attempt>\d+)/jobs", "attempt_jobs"),
 )
+# `status` filter values of the workflow-runs list that name a conclusion rather than a status.
+RUN_STATUSES = ("queued", "in_progress", "completed")
 _COMPILED = tuple((re.compile(pattern), name) for pattern, name in ROUTES)
 _FAULT_MESSAGES = {
     401: "Bad credentials",
@@ -90,6 +96,7 @@ class Listing:
 
     items: list[Any]
     render: Callable[[Any], Any]
+    envelope: str | None = None  # Actions lists: {"total_count": n, envelope: [items]}
 
 
 @dataclass
@@ -329,6 +336,88 @@ class _Api:
         return Listing(sorted(dep.statuses, key=lambda s: s.id, reverse=True),
                        lambda s: self.p.deployment_status(rw, dep, s))
 
+    def _runs(self, rw: RepoWorld) -> list[Any]:
+        """The repo's workflow runs as of the clock."""
+        return [now for run in rw.runs if (now := run.as_of(self.t)) is not None]
+
+    def workflow_runs(self, params: dict[str, str], query: dict[str, str]) -> Any:
+        """GET .../actions/workflows/{file or id}/runs: newest first; branch/event/status/head_sha/created."""
+        rw = self._repo(params)
+        workflow = unquote(params["workflow"])
+        runs = [run for run in self._runs(rw) if workflow in (run.workflow, str(stable_workflow_id(rw, run.workflow)))]
+        if not runs and not any(workflow == run.workflow for run in rw.runs):
+            raise ApiError(404, "Not Found", DOCS + "/actions/workflows#get-a-workflow")
+        low, high = _created_range(query.get("created"))
+        status = query.get("status")
+
+        def keep(run: Any) -> bool:
+            attempt = run.latest
+            return (query.get("branch", run.head_branch) == run.head_branch
+                    and query.get("event", run.event) == run.event
+                    and query.get("head_sha", run.head_sha) == run.head_sha
+                    and (low is None or run.created_at >= low) and (high is None or run.created_at <= high)
+                    and (not status or status == (attempt.status if status in RUN_STATUSES else attempt.conclusion)))
+
+        listed = sorted((run for run in runs if keep(run)), key=lambda run: (run.created_at, run.id), reverse=True)
+        return Listing(listed, lambda run: self.p.workflow_run(rw, run, self.t), "workflow_runs")
+
+    def _run(self, params: dict[str, str]) -> tuple[RepoWorld, Any]:
+        rw = self._repo(params)
+        wanted = int(params["run_id"])
+        for run in self._runs(rw):
+            if run.id == wanted:
+                return rw, run
+        raise ApiError(404, "Not Found", DOCS + "/actions/workflow-runs#get-a-workflow-run")
+
+    def workflow_run(self, params: dict[str, str], query: dict[str, str]) -> Any:
+        """GET .../actions/runs/{id}: one run as of the clock."""
+        rw, run = self._run(params)
+        return self.p.workflow_run(rw, run, self.t)
+
+    def run_jobs(self, params: dict[str, str], query: dict[str, str]) -> Any:
+        """GET .../actions/runs/{id}/jobs: jobs of the latest attempt (filter=all: of every attempt)."""
+        rw, run = self._run(params)
+        attempts = run.attempts if query.get("filter") == "all" else run.attempts[-1:]
+        items = [(attempt, job) for attempt in attempts for job in attempt.jobs]
+        return Listing(items, lambda item: self.p.workflow_job(rw, run, *item), "jobs")
+
+    def attempt_jobs(self, params: dict[str, str], query: dict[str, str]) -> Any:
+        """GET .../actions/runs/{id}/attempts/{n}/jobs: the jobs of one attempt."""
+        rw, run = self._run(params)
+        attempt = next((a for a in run.attempts if a.number == int(params["attempt"])), None)
+        if attempt is None:
+            raise ApiError(404, "Not Found", DOCS + "/actions/workflow-jobs#list-jobs-for-a-workflow-run-attempt")
+        return Listing([(attempt, job) for job in attempt.jobs],
+                       lambda item: self.p.workflow_job(rw, run, *item), "jobs")
+
+
+def _created_range(text: str | None) -> tuple[datetime | None, datetime | None]:
+    """GitHub's `created` search qualifier (>=, >, <=, <, a..b, or one date) as inclusive UTC bounds."""
+    if not text:
+        return None, None
+    for prefix in (">=", "<=", ">", "<"):
+        if text.startswith(prefix):
+            value = _qualifier_time(text[len(prefix):], end=prefix[0] == "<")
+            if prefix in (">", "<"):
+                value += timedelta(seconds=1 if prefix == ">" else -1)
+            return (value, None) if prefix[0] == ">" else (None, value)
+    low, sep, high = text.partition("..")
+    if sep:
+        return (None if low == "*" else _qualifier_time(low, end=False),
+                None if high == "*" else _qualifier_time(high, end=True))
+    return _qualifier_time(text, end=False), _qualifier_time(text, end=True)
+
+
+def _qualifier_time(text: str, *, end: bool) -> datetime:
+    """A date (its first or last second, by `end`) or an ISO 8601 time of a search qualifier."""
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        day = datetime.fromisoformat(text).replace(tzinfo=UTC)
+        return day + timedelta(days=1, seconds=-1) if end else day
+    value = _parse_time(text)
+    if value is None:
+        raise ApiError(422, f"Invalid created qualifier: {text}")
+    return value
+
 
 def _link_header(url: Callable[[int], str], page: int, last: int) -> dict[str, str]:
     """GitHub's Link header (prev/next/last/first) for one page of a paginated answer."""
@@ -487,8 +576,10 @@ class GitHubSimulator(ServedSimulator):
             return f"{self.base_url}{path}?{urlencode({**query, 'page': number})}"
 
         headers = _link_header(url, page, last)
-        shown = listing.items[(page - 1) * per_page: page * per_page]
-        return _Answer(200, [listing.render(item) for item in shown], headers)
+        shown = [listing.render(item) for item in listing.items[(page - 1) * per_page: page * per_page]]
+        if listing.envelope is not None:
+            return _Answer(200, {"total_count": len(listing.items), listing.envelope: shown}, headers)
+        return _Answer(200, shown, headers)
 
     def _send(self, request: BaseHTTPRequestHandler, answer: _Answer, data: bytes, etag: str) -> None:
         """Write status, GitHub's headers (rate limit, ETag, ...) and the JSON body; count the quota."""

@@ -18,6 +18,7 @@ from functools import cache
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from collector.demo.actions_world import Attempt, WorkflowJob, WorkflowRun
 from collector.demo.incident_world import LABEL as INCIDENT_LABEL
 from collector.demo.incident_world import Incident
 from collector.demo.world import (
@@ -48,6 +49,8 @@ TEMPLATES = {
     "deployment": "openapi/deployment.json",
     "deployment_status": "openapi/deployment_status.json",
     "rate_limit": "openapi/rate_limit.json",
+    "workflow_run": "openapi/workflow_run.json",
+    "workflow_job": "openapi/workflow_job.json",
     "timeline_committed": "pygithub/timeline_committed.json",
     "timeline_reviewed": "pygithub/timeline_reviewed.json",
     "timeline_event": "pygithub/timeline_event.json",
@@ -340,6 +343,48 @@ class Payloads:
             "environment_url": f"{self.web}/{rw.repo.full_name}/deployments/{dep.environment}",
             "created_at": iso(status.created_at)})
 
+    # -- GitHub Actions ----------------------------------------------------------------------------------
+    def workflow_run(self, rw: RepoWorld, run: WorkflowRun, t: datetime) -> Json:
+        """A workflow run (`run` is already `as_of(t)`): its latest attempt decides status and times."""
+        attempt = run.latest
+        commit = rw.commits.get(run.head_sha)
+        first_line = commit.message.splitlines()[0] if commit else run.head_sha[:7]
+        head_commit = None if commit is None else {
+            "id": commit.sha, "tree_id": derived_sha("tree", commit.sha), "message": commit.message,
+            "timestamp": iso(commit.committed_at),
+            "author": {"name": commit.author_name, "email": commit.author_email},
+            "committer": {"name": commit.committer_name, "email": commit.committer_email}}
+        workflow_id = stable_workflow_id(rw, run.workflow)
+        previous = (f"{self.api}/repos/{rw.full_name}/actions/runs/{run.id}/attempts/{attempt.number - 1}"
+                    if attempt.number > 1 else None)
+        actor = self.user(commit.author_login if commit and commit.author_login else "github-actions[bot]")
+        return render(template("workflow_run"), {
+            **self._base(rw), "id": run.id, "name": "Build", "node_id": node_id("WorkflowRun", run.id),
+            "check_suite_id": run.id + attempt.number, "check_suite_node_id": node_id("CheckSuite", run.id),
+            "head_branch": run.head_branch, "head_sha": run.head_sha,
+            "path": f".github/workflows/{run.workflow}@{rw.repo.default_branch}", "run_number": run.run_number,
+            "event": run.event, "display_title": first_line, "status": attempt.status,
+            "conclusion": attempt.conclusion, "workflow_id": workflow_id, "created_at": iso(run.created_at),
+            "updated_at": iso(attempt.updated_at), "actor": actor, "triggering_actor": actor,
+            "run_attempt": attempt.number, "run_started_at": iso(attempt.started_at),
+            "previous_attempt_url": previous, "head_commit": head_commit, "repo": self.repository(rw, t)})
+
+    def workflow_job(self, rw: RepoWorld, run: WorkflowRun, attempt: Attempt, job: WorkflowJob) -> Json:
+        """A job of one attempt; like GitHub, a queued job reports started_at = created_at."""
+        step = {"name": "Run ./mvnw -B verify", "status": job.status,
+                "conclusion": job.conclusion if job.completed_at else None, "number": 1,
+                "started_at": iso(job.started_at), "completed_at": iso(job.completed_at)}
+        runner = job.id % 20 + 1 if job.started_at else None
+        return render(template("workflow_job"), {
+            **self._base(rw), "id": job.id, "run_id": run.id, "run_attempt": attempt.number,
+            "node_id": node_id("CheckRun", job.id), "head_sha": run.head_sha, "status": job.status,
+            "conclusion": job.conclusion if job.completed_at else None, "created_at": iso(job.created_at),
+            "started_at": iso(job.started_at or job.created_at), "completed_at": iso(job.completed_at),
+            "name": job.name, "steps": [step] if job.started_at else [], "runner_id": runner,
+            "runner_name": f"GitHub Actions {runner}" if runner else None,
+            "runner_group_id": 1 if runner else None, "runner_group_name": "GitHub Actions" if runner else None,
+            "workflow_name": "Build", "head_branch": run.head_branch})
+
     # -- service objects ---------------------------------------------------------------------------------
     @staticmethod
     def rate_limit(limit: int, remaining: int, reset: int) -> Json:
@@ -352,3 +397,8 @@ class Payloads:
         """GitHub's error body."""
         return render(template("error"), {"message": message, "documentation_url": documentation_url,
                                           "status": str(status)})
+
+
+def stable_workflow_id(rw: RepoWorld, workflow: str) -> int:
+    """The numeric id of a repo's workflow file."""
+    return int(derived_sha("workflow", rw.repo.id, workflow)[:7], 16)

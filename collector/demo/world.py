@@ -24,6 +24,8 @@ from itertools import pairwise
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from collector.demo.actions_world import WorkflowRun, build_runs
+
 DEFAULT_REPOS = ("petclinic/petclinic-web", "petclinic/petclinic-vets-service")
 DATA = Path(__file__).with_name("data")
 logger = logging.getLogger(__name__)
@@ -230,12 +232,13 @@ class Deployment:
 
 @dataclass(frozen=True)
 class RepoWorld:
-    """Everything about one repository: default-branch graph, pull requests and deployments."""
+    """Everything about one repository: default-branch graph, pull requests, deployments, Actions runs."""
 
     repo: Repo
     main: tuple[Commit, ...]
     pulls: tuple[PullRequest, ...]
     deployments: tuple[Deployment, ...]
+    runs: tuple[WorkflowRun, ...] = ()
 
     @property
     def full_name(self) -> str:
@@ -882,8 +885,12 @@ class _RepoBuilder:
 
 
 def generate_world(seed: int = 7, end: datetime | None = None, weeks: int = 12,
-                   repos: tuple[str, ...] = DEFAULT_REPOS) -> World:
-    """The team's history: `weeks` of activity up to `end` (default now, UTC) plus three weeks before."""
+                   repos: tuple[str, ...] = DEFAULT_REPOS, actions_repos: tuple[str, ...] = ()) -> World:
+    """The team's history: `weeks` of activity up to `end` (default now, UTC) plus three weeks before.
+
+    Repos named in `actions_repos` also build every default-branch push with GitHub Actions (`build.yml`);
+    the rest of the world is the same with or without them.
+    """
     end = _sec((end or datetime.now(UTC)).astimezone(UTC))
     window_start = end - timedelta(weeks=weeks)
     start = window_start - timedelta(weeks=3)
@@ -893,6 +900,8 @@ def generate_world(seed: int = 7, end: datetime | None = None, weeks: int = 12,
     built = tuple(_RepoBuilder(seed=seed, full_name=name, index=i, team=team, flavour=flavour, start=start,
                                window_start=window_start, end=end, ids=ids).build()
                   for i, name in enumerate(repos))
+    built = tuple(replace(rw, runs=build_runs(rw, seed, start, end)) if rw.full_name in actions_repos else rw
+                  for rw in built)
     logger.debug("generated world seed=%s end=%s: %s", seed, end.isoformat(),
                  {r.repo.full_name: len(r.pulls) for r in built})
     owners = tuple(organisation(owner) for owner in dict.fromkeys(name.split("/")[0] for name in repos))
