@@ -507,3 +507,25 @@ def test_a_deployment_reported_by_jenkins_and_github_counts_once() -> None:
         {"deployment_id": "github:503", "environment": "staging", "pause_s": 0.0},
         {"deployment_id": "jenkins:deploy-prod#7", "environment": "production", "pause_s": 600.0},
     ]
+
+
+def test_a_linked_incident_is_release_rework() -> None:
+    w = World()
+    w.line("m1", "a", "b")
+    w.ship(1, "m1", created=-1, success=-0.5)  # the seed
+    w.pr(1, opened=0, merged=1, merge_sha="a", commits=[("p1", 0)])
+    w.ship(2, "a", created=2, success=2.5)  # delivers #1
+    w.pr(2, opened=0, merged=3, merge_sha="b", commits=[("p2", 0)])
+    w.ship(3, "b", created=4, success=4.5)  # delivers #2
+    # an incident opened 1h after deployment 3 finished, no reference: linked by time to deployment 3
+    w.con.execute("INSERT INTO incident_records (source, incident_id, repo, title, created_at, resolved_at) "
+                  "VALUES ('pagerduty', 'P1', ?, 'checkout errors', ?, ?)", [REPO, at(5.5), at(6)])
+    w.map()
+    linked = w.rows("SELECT deployment_id, link_method FROM incidents")
+    assert linked == [{"deployment_id": "github:3", "link_method": "time_window"}]
+    # #2's production stage had a linked incident: rework 1; #1's had none
+    assert [w.stage(n, "release")["rework"] for n in (1, 2)] == [0, 1]
+    release = w.rows("SELECT pca FROM value_stream WHERE period IS NULL AND stage = 'release'")
+    assert release == [{"pca": pytest.approx(1 / 2)}]  # one of the two changes went through untouched
+    w.map(incremental=True)  # mapping again (incrementally) neither loses nor doubles the incident
+    assert [w.stage(n, "release")["rework"] for n in (1, 2)] == [0, 1]

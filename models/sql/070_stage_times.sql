@@ -188,6 +188,8 @@ SELECT
         - CASE WHEN p.raw_process_s > 0 THEN p.raw_process_work_s * p.pause_s / p.raw_process_s ELSE 0.0 END
         AS process_work_s,
     CASE WHEN p.signal IS NOT NULL THEN coalesce(w.rework, 0) END AS rework,
+    -- rework before linked incidents are added by step 120 (which sets rework = rework_base + incidents)
+    CASE WHEN p.signal IS NOT NULL THEN coalesce(w.rework, 0) END AS rework_base,
     (p.wait_defined AND p.wt_us < p.wf_us) AS wait_clamped,
     (p.process_defined AND p.pt_us < p.pf_us) AS process_clamped,
     p.ck,

@@ -10,7 +10,7 @@
 --              delivering one)
 --   deploy:T   the delivering deployment to T had no failed attempt of the change before it, was not
 --              rolled back (the next deployment to T shipped an ancestor of its SHA), and (production) the
---              change was not reverted later; linked incidents will count here too
+--              change was not reverted later, nor followed by a linked incident (step 120)
 -- Stages without such a signal (code, merge, custom stages that end on PR events only) have pca NULL:
 -- nothing tells whether their output was accurate.
 

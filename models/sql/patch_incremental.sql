@@ -58,7 +58,7 @@ INSERT INTO main.map_targets SELECT * FROM map_delta.map_targets;
 -- A revert in scope may revert an older, frozen change: recount the production rework of every
 -- reverted change (failed attempts + rollback + reverts, as in 070).
 UPDATE main.map_stage_rows AS s
-SET rework = x.rework
+SET rework = x.rework, rework_base = x.rework
 FROM (
     SELECT d.ck, d.failures + CAST(d.rolled_back AS INTEGER) + count(*) AS rework
     FROM main.map_reverts AS v
