@@ -9,6 +9,8 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import duckdb
+
 from collector import config as config_module
 from collector.config import SOURCE_SECTIONS, Config, ConfigError
 from collector.pipeline import collect, run_map
@@ -95,7 +97,7 @@ def cmd_query(args: argparse.Namespace) -> int:
     with store:
         try:
             headers, rows = store.query(args.sql)
-        except Exception as exc:  # DuckDB's errors name the problem well; keep them to one line
+        except duckdb.Error as exc:  # DuckDB's errors name the problem well; keep them to one line
             raise QueryError(str(exc).splitlines()[0]) from None
     out(render_rows(headers, rows, args.format))
     return EXIT_OK

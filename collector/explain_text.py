@@ -27,9 +27,9 @@ def render_change(change: ChangeExplanation, timezone: str = "UTC") -> str:
     zone = ZoneInfo(timezone)
     lines = [
         f"{change.change_id}  {change.title or ''}".rstrip(),
-        f"author {change.author or '?'}{' (bot)' if change.is_bot else ''}; merged {_at(change.merged_at, zone)}; "
-        f"deployed {_at(change.deployed_at, zone)}; lead time {duration(change.lead_time_s)}; "
-        f"week of {change.week.isoformat()}",
+        (f"author {change.author or '?'}{' (bot)' if change.is_bot else ''}; merged {_at(change.merged_at, zone)}; "
+         f"deployed {_at(change.deployed_at, zone)}; lead time {duration(change.lead_time_s)}; "
+         f"week of {change.week.isoformat()}"),
     ]
     if change.is_revert:
         lines.append(f"this change reverts {change.reverts_change_id or 'an unidentified change'}")

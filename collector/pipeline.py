@@ -119,7 +119,7 @@ def _collect_source(name: str, make: Callable[[], Connector | None], store: Stor
                     result.errors.append("stopped before all scopes were collected")
                     break
                 _collect_scope(connector, scope, cursors, store, result, stop)
-    except Exception as exc:  # a source that cannot even start must not stop the others
+    except Exception as exc:  # noqa: BLE001 - a source that cannot even start must not stop the others
         message = connector.describe_error(exc) if connector else f"{type(exc).__name__}: {exc}"
         result.errors.append(message)
         log.error("%s: %s", name, message)
@@ -149,7 +149,7 @@ def _collect_scope(connector: Connector, scope: str, cursors: dict[tuple[str, st
                 result.errors.append(f"{scope}: stopped after a stored page; the next run resumes")
                 log.warning("%s %s: stopping after the stored page (shutdown requested)", source, scope)
                 return
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - one failing scope (repo, job) must not stop the others
         progress.close()
         message = f"{scope}: {connector.describe_error(exc)}"
         result.errors.append(message)

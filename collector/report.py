@@ -16,7 +16,7 @@ from typing import Any
 import duckdb
 
 from collector.config import ReportConfig
-from collector.report_health import Health, data_health, query_rows, has_relation
+from collector.report_health import Health, data_health, has_relation, query_rows
 from collector.terminal import duration
 from models.mapper import StageSummary, Totals, counted_changes_sql, stage_summary, totals
 

@@ -170,7 +170,7 @@ class Daemon:
             return
         try:
             outcome = collect_and_map(self.config, only=[source], stop=self.stop)
-        except Exception as exc:  # the daemon must outlive a bad pass (e.g. the disk is full)
+        except Exception as exc:  # noqa: BLE001 - the daemon must outlive a bad pass (e.g. the disk is full)
             log.error("collect %s: %s: %s", source, type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
             return
         state = "ok" if outcome.ok else "with errors"

@@ -50,7 +50,7 @@ def duration(seconds: float | None) -> str:
     """A short human duration: 2d 4h, 5h 12m, 14m, 40s; '-' when unknown."""
     if seconds is None:
         return "-"
-    total = int(round(seconds))
+    total = round(seconds)
     days, rest = divmod(total, 86400)
     hours, rest = divmod(rest, 3600)
     minutes, secs = divmod(rest, 60)

@@ -53,7 +53,7 @@ def _ts(value: str | None) -> dt.datetime | None:
     """Parse GitHub's ISO 8601 timestamps (always UTC, 'Z' suffix)."""
     if not value:
         return None
-    return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(dt.UTC)
+    return dt.datetime.fromisoformat(value).astimezone(dt.UTC)
 
 
 def _iso(value: dt.datetime) -> str:

@@ -69,7 +69,7 @@ def _ts(value: str | None) -> dt.datetime | None:
     """Parse Jira's timestamps ('2026-03-02T10:15:00.000+0100') as aware UTC datetimes."""
     if not value:
         return None
-    return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(dt.UTC)
+    return dt.datetime.fromisoformat(value).astimezone(dt.UTC)
 
 
 def _adf_text(node: Any) -> str:

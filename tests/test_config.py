@@ -88,8 +88,8 @@ def test_defaults(tmp_path: Path) -> None:
         ('[[stages]]\nname = "x"\nprocess = ["deploy_started", "deploy_finished:prod"]\n',
          "deploy_started needs an environment"),
         ('[[stages]]\nname = "x"\n', "stages: stage 'x' needs a wait or a process span"),
-        ('[[stages]]\nname = "x"\nwait = ["pr_ready", "pr_merged"]\n[[stages]]\nname = "x"\n'
-         'wait = ["pr_ready", "pr_merged"]\n', "stages: stage 'x' is defined twice"),
+        (('[[stages]]\nname = "x"\nwait = ["pr_ready", "pr_merged"]\n[[stages]]\nname = "x"\n'
+          'wait = ["pr_ready", "pr_merged"]\n'), "stages: stage 'x' is defined twice"),
     ],
 )
 def test_mistakes_name_the_key(tmp_path: Path, text: str, message: str) -> None:

@@ -464,7 +464,7 @@ def test_attribution_matches_brute_force_reachability_on_random_graphs() -> None
             w.pr(n, opened=0, merged=1, merge_sha=sha)
         w.map()
 
-        def reach(start: str) -> set[str]:
+        def reach(start: str, parents: dict[str, list[str]] = parents) -> set[str]:
             seen, todo = set(), [start]
             while todo:
                 sha = todo.pop()

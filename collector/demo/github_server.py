@@ -436,7 +436,7 @@ def _parse_time(text: str | None) -> datetime | None:
     if not text:
         return None
     try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        value = datetime.fromisoformat(text)
     except ValueError:
         raise ApiError(422, f"Invalid time: {text}") from None
     return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)

@@ -57,7 +57,7 @@ def _parse(text: str | None, name: str) -> datetime | None:
     if not text:
         return None
     try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        value = datetime.fromisoformat(text)
     except ValueError:
         raise SimError(400, f"Invalid '{name}' parameter value: {text}") from None
     return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)

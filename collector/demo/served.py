@@ -73,7 +73,8 @@ class Server(ThreadingHTTPServer):
             self.connections.clear()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
-        logger.debug("connection from %s ended with an error", client_address, exc_info=True)
+        # socketserver calls this while the connection's exception is being handled
+        logger.debug("connection from %s ended with an error", client_address, exc_info=True)  # noqa: LOG014
 
 
 class ServedSimulator(ABC):
