@@ -87,8 +87,14 @@ def test_query_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture
     assert len(err) == 1 and "no_such_table" in err[0]
 
 
-def test_demo_serve_keeps_the_world_up_for_collect_and_stops_on_sigterm(tmp_path: Path) -> None:
+def test_demo_serve_keeps_the_world_up_for_collect_and_stops_on_sigterm(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     import signal
+
+    from collector.demo import DEMO_PAGERDUTY_TOKEN_ENV
+
+    # what `vsm demo --serve` tells the user to export in the shell that runs vsm collect
+    monkeypatch.setenv(DEMO_PAGERDUTY_TOKEN_ENV, "demo-pagerduty-token")
     import subprocess
     import sys
     import time
