@@ -13,7 +13,6 @@ import json
 import logging
 import math
 import re
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -77,17 +76,6 @@ class ApiError(Exception):
     def __init__(self, status: int, message: str, documentation_url: str = DOCS) -> None:
         super().__init__(message)
         self.status, self.message, self.documentation_url = status, message, documentation_url
-
-
-@dataclass
-class _Fault:
-    """An injected failure for the next `times` requests whose path (with query) matches."""
-
-    pattern: re.Pattern[str]
-    status: int
-    times: int
-    headers: dict[str, str]
-    body: dict[str, Any] | None
 
 
 @dataclass
@@ -469,6 +457,7 @@ class GitHubSimulator(ServedSimulator):
 
     def __init__(self, world: World, *, token: str | None = None,
                  incidents: IncidentWorld | None = None) -> None:
+        super().__init__()
         self.world = world
         self.token = token
         # incident issues (label `incident`) served beside the PRs; by default those of the world
@@ -476,8 +465,6 @@ class GitHubSimulator(ServedSimulator):
         self.clock: datetime = world.end
         self.latency = 0.0  # seconds added to every answer, to simulate a slow network in tests
         self.request_log: list[tuple[str, str, int]] = []
-        self._lock = threading.Lock()
-        self._faults: list[_Fault] = []
         self._remaining = RATE_LIMIT
         self._reset = int(time.time()) + 3600
         self._ids = itertools.count(1)
@@ -487,12 +474,6 @@ class GitHubSimulator(ServedSimulator):
     def _on_start(self) -> None:
         """Payload URLs carry the server's own host:port (PyGithub refuses any other)."""
         self._payloads = Payloads(self.world, self.base_url)
-
-    def inject_fault(self, path_regex: str, status: int, times: int = 1,
-                     headers: dict[str, str] | None = None, body: dict[str, Any] | None = None) -> None:
-        """Make the next `times` requests whose path+query matches `path_regex` answer `status`."""
-        with self._lock:
-            self._faults.append(_Fault(re.compile(path_regex), status, times, dict(headers or {}), body))
 
     # -- request handling --------------------------------------------------------------------------------
     def handle(self, request: BaseHTTPRequestHandler) -> None:
@@ -520,7 +501,9 @@ class GitHubSimulator(ServedSimulator):
                                                                                       f"Bearer {self.token}"):
             return _Answer(401, Payloads.error(401, "Bad credentials"), {}, counted=False)
         fault = self._take_fault(request.path)
-        if fault is not None:
+        if fault is not None and fault.delay:
+            time.sleep(fault.delay)
+        if fault is not None and fault.status is not None:
             body = fault.body if fault.body is not None else Payloads.error(
                 fault.status, _FAULT_MESSAGES.get(fault.status, "Error"))
             return _Answer(fault.status, body, fault.headers, counted=False)
@@ -532,13 +515,6 @@ class GitHubSimulator(ServedSimulator):
             body = Payloads.error(error.status, error.message, error.documentation_url)
             return _Answer(error.status, body, {})
 
-    def _take_fault(self, path: str) -> _Fault | None:
-        with self._lock:
-            for fault in self._faults:
-                if fault.times > 0 and fault.pattern.search(path):
-                    fault.times -= 1
-                    return fault
-        return None
 
     def _route(self, path: str, query: dict[str, str]) -> _Answer:
         """Find the endpoint in ROUTES and call it; /rate_limit is free, everything else needs quota."""

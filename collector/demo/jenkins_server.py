@@ -13,9 +13,7 @@ import copy
 import json
 import logging
 import re
-import threading
 import time
-from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from http.server import BaseHTTPRequestHandler
@@ -24,7 +22,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from collector.demo.jenkins_tree import Hidden, Nested, TreeError, parse_tree, pick, visible
 from collector.demo.jenkins_world import FOLDER, PIPELINE, Build, Folder, JenkinsWorld, Job, ms
-from collector.demo.served import ServedSimulator
+from collector.demo.served import Fault, ServedSimulator
 from collector.demo.world import DATA
 
 logger = logging.getLogger(__name__)
@@ -393,18 +391,6 @@ class _Payloads:
 
 
 # -- the server -----------------------------------------------------------------------------------------
-@dataclass
-class _Fault:
-    """An injected failure for the next `times` requests whose path (with query) matches."""
-
-    pattern: re.Pattern[str]
-    status: int | None
-    times: int
-    headers: dict[str, str]
-    body: Any
-    delay: float
-
-
 class JenkinsSimulator(ServedSimulator):
     """Serves a JenkinsWorld like a Jenkins controller on http://127.0.0.1:<free port>, as of `clock`."""
 
@@ -413,21 +399,12 @@ class JenkinsSimulator(ServedSimulator):
 
     def __init__(self, jenkins_world: JenkinsWorld, *, user: str | None = None,
                  token: str | None = None) -> None:
+        super().__init__()
         self.world = jenkins_world
         self.user, self.token = user, token
         self.clock: datetime = jenkins_world.end
         self.request_log: list[tuple[str, str, int]] = []
-        self._lock = threading.Lock()
-        self._faults: list[_Fault] = []
 
-
-    def inject_fault(self, path_regex: str, status: int | None = 500, times: int = 1,
-                     headers: dict[str, str] | None = None, body: Any = None, delay: float = 0.0) -> None:
-        """Make the next `times` requests whose path+query matches answer `status` (None: the normal answer)
-        after `delay` seconds; a str body is sent as is (e.g. malformed JSON), anything else as JSON."""
-        with self._lock:
-            fault = _Fault(re.compile(path_regex), status, times, dict(headers or {}), body, delay)
-            self._faults.append(fault)
 
     def handle(self, request: BaseHTTPRequestHandler) -> None:
         """Answer one request, log it, write it to the wire."""
@@ -453,16 +430,9 @@ class JenkinsSimulator(ServedSimulator):
         if request.command != "HEAD":
             request.wfile.write(data)
 
-    def _take_fault(self, path: str) -> _Fault | None:
-        with self._lock:
-            for fault in self._faults:
-                if fault.times > 0 and fault.pattern.search(path):
-                    fault.times -= 1
-                    return fault
-        return None
 
     def _answer(self, request: BaseHTTPRequestHandler,
-                fault: _Fault | None) -> tuple[int, Any, dict[str, str]]:
+                fault: Fault | None) -> tuple[int, Any, dict[str, str]]:
         """(status, body, headers) for a request: auth, injected fault, then the route."""
         if self.user is not None and self.token is not None:
             expected = "Basic " + base64.b64encode(f"{self.user}:{self.token}".encode()).decode()

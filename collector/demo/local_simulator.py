@@ -10,8 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-import threading
-from dataclasses import dataclass
+import time
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler
 from typing import Any
@@ -33,17 +32,6 @@ class SimError(Exception):
         self.status, self.message = status, message
 
 
-@dataclass
-class _Fault:
-    """An injected failure for the next `times` requests whose path (with query) matches."""
-
-    pattern: re.Pattern[str]
-    status: int
-    times: int
-    headers: dict[str, str]
-    body: Any
-
-
 class LocalSimulator(ServedSimulator):
     """A threaded JSON API on http://127.0.0.1:<free port> answering from `routes` as of a movable `clock`."""
 
@@ -53,11 +41,10 @@ class LocalSimulator(ServedSimulator):
     routes: tuple[tuple[str, str], ...] = ()
 
     def __init__(self, incidents: IncidentWorld) -> None:
+        super().__init__()
         self.incidents = incidents
         self.clock: datetime = incidents.end
         self.request_log: list[tuple[str, str, int]] = []
-        self._lock = threading.Lock()
-        self._faults: list[_Fault] = []
 
         self._compiled = tuple((re.compile(pattern), handler) for pattern, handler in self.routes)
 
@@ -69,18 +56,6 @@ class LocalSimulator(ServedSimulator):
     def error_body(self, status: int, message: str) -> Any:
         """The service's error body."""
         return {"message": message}
-
-    def inject_fault(
-        self,
-        path_regex: str,
-        status: int,
-        times: int = 1,
-        headers: dict[str, str] | None = None,
-        body: Any = None,
-    ) -> None:
-        """Make the next `times` requests whose path+query matches `path_regex` answer `status`."""
-        with self._lock:
-            self._faults.append(_Fault(re.compile(path_regex), status, times, dict(headers or {}), body))
 
     # -- request handling --------------------------------------------------------------------------------
     def handle(self, request: BaseHTTPRequestHandler) -> None:
@@ -105,7 +80,9 @@ class LocalSimulator(ServedSimulator):
         if not self.authorized(request.headers):
             return 401, self.error_body(401, "Unauthorized"), {}
         fault = self._take_fault(request.path)
-        if fault is not None:
+        if fault is not None and fault.delay:
+            time.sleep(fault.delay)
+        if fault is not None and fault.status is not None:
             body = fault.body if fault.body is not None else self.error_body(fault.status, "Injected failure")
             return fault.status, body, fault.headers
         try:
@@ -121,13 +98,6 @@ class LocalSimulator(ServedSimulator):
         except SimError as error:
             return error.status, self.error_body(error.status, error.message), {}
 
-    def _take_fault(self, path: str) -> _Fault | None:
-        with self._lock:
-            for fault in self._faults:
-                if fault.times > 0 and fault.pattern.search(path):
-                    fault.times -= 1
-                    return fault
-        return None
 
     def visible(self, source: str) -> list[Incident]:
         """The incidents of a source as they stood at the clock."""

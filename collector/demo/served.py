@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import socket
 import threading
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 
@@ -77,16 +79,53 @@ class Server(ThreadingHTTPServer):
         logger.debug("connection from %s ended with an error", client_address, exc_info=True)  # noqa: LOG014
 
 
-class ServedSimulator(ABC):
-    """Lifecycle of a simulated service on http://127.0.0.1:<free port>: start/stop, context manager, base_url.
+@dataclass
+class Fault:
+    """An injected failure for the next `times` requests whose path (with query) matches.
 
-    A subclass implements `handle(request)` and may set `name`, `server_header` and `_on_start`.
+    status None keeps the normal answer (useful with a delay, to cause client timeouts); a str body is
+    sent as is (e.g. malformed JSON), anything else as the service's JSON error.
+    """
+
+    pattern: re.Pattern[str]
+    status: int | None
+    times: int
+    headers: dict[str, str]
+    body: Any
+    delay: float = 0.0
+
+
+class ServedSimulator(ABC):
+    """Lifecycle of a simulated service on http://127.0.0.1:<free port>: start/stop, context manager, base_url,
+    and injected faults.
+
+    A subclass implements `handle(request)` (taking faults with `_take_fault`) and may set `name`,
+    `server_header` and `_on_start`.
     """
 
     name = "simulator"
     server_header = "simulator"
     _server: Server | None = None
     _thread: threading.Thread | None = None
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._faults: list[Fault] = []
+
+    def inject_fault(self, path_regex: str, status: int | None = 500, times: int = 1,
+                     headers: dict[str, str] | None = None, body: Any = None, delay: float = 0.0) -> None:
+        """Make the next `times` requests whose path+query matches `path_regex` answer `status`."""
+        with self._lock:
+            self._faults.append(Fault(re.compile(path_regex), status, times, dict(headers or {}), body, delay))
+
+    def _take_fault(self, path: str) -> Fault | None:
+        """The injected fault this request triggers, if any (each fault fires `times` times)."""
+        with self._lock:
+            for fault in self._faults:
+                if fault.times > 0 and fault.pattern.search(path):
+                    fault.times -= 1
+                    return fault
+        return None
 
     @abstractmethod
     def handle(self, request: BaseHTTPRequestHandler) -> None:
