@@ -114,6 +114,12 @@ class StageItem:
     rework: int | None
 
 
+def _hours(seconds: float) -> str:
+    """Seconds as hours and minutes, e.g. 30h 22m (explanations read better than raw seconds)."""
+    minutes = round(seconds / 60)
+    return f"{minutes // 60}h {minutes % 60:02d}m"
+
+
 def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any]) -> list[dict[str, Any]]:
     """Query rows as dicts keyed by column name."""
     cursor = con.execute(sql, params)
@@ -291,7 +297,7 @@ def _stages(con: duckdb.DuckDBPyConnection, ck: int, deliveries: tuple[DeliveryN
         if r["process_clamped"]:
             why.append("process span ran backwards (end before start): clamped to 0")
         if r["pause_s"]:
-            why.append(f"{r['pause_s']:.0f} s paused inside the item moved from process to wait")
+            why.append(f"{_hours(r['pause_s'])} of manual-approval pause inside the run moved from process to wait")
         if r["signal"] == "review":
             why.append(f"rework: {r['rework']} review(s) requesting changes")
         elif r["signal"] is not None and r["rework"]:
