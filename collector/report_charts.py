@@ -64,6 +64,8 @@ def value_stream_png(report: Report) -> bytes:
     first_waits = bool(stages and (stages[0].wait_median_s or stages[0].wait_share))
     lead_in = 0.0 if first_waits else 0.2
     box = _box_width(len(stages), lead_in)
+    # narrower boxes (six or more stages) get smaller type, so names like "staging" stay inside their box
+    scale = min(1.0, box / 0.66)
     counted = report.totals.changes
     ax.text(0.1, height - 0.2, f"Value stream map · {report.label} · medians over {counted} changes",
             fontsize=8, color=MUTED, va="center")
@@ -90,12 +92,12 @@ def value_stream_png(report: Report) -> bytes:
                                     edgecolor=NECK_EDGE if neck else BOX_EDGE,
                                     linewidth=2.2 if neck else 1.2))
         mid = left + box / 2
-        ax.text(mid, box_high - 0.2, stage.stage, fontsize=9, fontweight="bold", ha="center", va="center",
+        ax.text(mid, box_high - 0.2, stage.stage, fontsize=9 * scale, fontweight="bold", ha="center", va="center",
                 color=NECK_EDGE if neck else INK)
         ax.plot([left + 0.06, left + box - 0.06], [box_high - 0.38] * 2, color=LINE, linewidth=0.8)
-        ax.text(mid, box_high - 0.6, f"PT {duration(stage.process_median_s)}", fontsize=7.5, ha="center",
+        ax.text(mid, box_high - 0.6, f"PT {duration(stage.process_median_s)}", fontsize=7.5 * scale, ha="center",
                 va="center", color=INK)
-        ax.text(mid, box_high - 0.84, f"%C/A {_pca(stage.pca)}", fontsize=7.5, ha="center", va="center",
+        ax.text(mid, box_high - 0.84, f"%C/A {_pca(stage.pca)}", fontsize=7.5 * scale, ha="center", va="center",
                 color=INK)
         ax.text(mid, box_high - 1.06, f"n {stage.items}", fontsize=7, ha="center", va="center", color=MUTED)
         ax.text(mid, lower - 0.08, duration(stage.process_median_s), fontsize=7.5, ha="center", va="top",
@@ -128,17 +130,18 @@ def _wait_marker(ax: Axes, stage: StageFigures, x: float, gap: float, neck: bool
     if not stage.wait_median_s and not stage.wait_share:
         return
     mid = x + gap / 2
+    scale = min(1.0, gap / 0.66)  # narrow gaps (many stages) get smaller labels
     colour = NECK_EDGE if neck else WAIT_FILL
     size = 0.16 + 0.24 * math.sqrt(stage.wait_share or 0.0)
     base = 2.12
     ax.add_patch(Polygon([(mid - size * 0.6, base), (mid + size * 0.6, base), (mid, base + size)],
                          closed=True, facecolor=colour, edgecolor=colour))
-    ax.text(mid, 2.82, duration(stage.wait_median_s), fontsize=8, ha="center", va="center", color=colour,
+    ax.text(mid, 2.82, duration(stage.wait_median_s), fontsize=8 * scale, ha="center", va="center", color=colour,
             fontweight="bold")
-    ax.text(mid, 2.64, f"p85 {duration(stage.wait_p85_s)}", fontsize=6.5, ha="center", va="center",
+    ax.text(mid, 2.64, f"p85 {duration(stage.wait_p85_s)}", fontsize=6.5 * scale, ha="center", va="center",
             color=MUTED)
     if stage.wait_share is not None:
-        ax.text(mid, 1.98, f"{stage.wait_share * 100:.0f}% of wait", fontsize=6.5, ha="center", va="center",
+        ax.text(mid, 1.98, f"{stage.wait_share * 100:.0f}% of wait", fontsize=6.5 * scale, ha="center", va="center",
                 color=colour, fontweight="bold" if neck else "normal")
     ax.annotate("", xy=(x + gap - 0.02, 1.82), xytext=(x + 0.02, 1.82),
                 arrowprops={"arrowstyle": "-|>", "color": LINE, "linewidth": 1})
