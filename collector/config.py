@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from collector import crontab
+from connectors.base import read_secret
 from models import stream as stream_model
 
 # Config sections that are data sources, in collection order.
@@ -227,12 +228,10 @@ class Config:
 
 def secret(env_name: str | None) -> str | None:
     """Read a secret from the environment variable the config names (None when no name is configured)."""
-    if env_name is None:
-        return None
-    value = os.environ.get(env_name)
-    if not value:
-        raise ConfigError(f"environment variable {env_name} is not set (named by the config)")
-    return value
+    try:
+        return read_secret(env_name, "the config")
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def load(path: str | Path, require_secrets: bool = True) -> Config:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
@@ -11,6 +12,19 @@ from typing import Protocol
 from models.records import Page
 
 Cursors = Mapping[tuple[str, str], str]
+
+
+def read_secret(name: str | None, key: str, env: Mapping[str, str] = os.environ) -> str | None:
+    """The secret in the environment variable a config key names (None when no name is configured).
+
+    The one place vsm reads a secret; the error names the config key and the variable, never a value.
+    """
+    if name is None:
+        return None
+    value = env.get(name)
+    if not value:
+        raise ValueError(f"environment variable {name} is not set (named by {key})")
+    return value
 
 
 class Connector(Protocol):

@@ -12,7 +12,6 @@ import logging
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
-import requests
 from github import Auth, Github, GithubException, GithubRetry
 from github.GithubException import BadCredentialsException, RateLimitExceededException, UnknownObjectException
 from github.GithubObject import GithubObject
@@ -20,6 +19,7 @@ from github.Repository import Repository
 
 from connectors.base import Cursors, request_tally
 from connectors.github_actions import stream_name, workflow_pages
+from connectors.http import describe_request_error
 from models.records import Page, RawObject, Row
 
 log = logging.getLogger(__name__)
@@ -165,12 +165,9 @@ class GitHubConnector:
         if isinstance(exc, GithubException):
             message = exc.data.get("message") if isinstance(exc.data, dict) else None
             return f"GitHub answered {exc.status} for {self._current}: {message or 'no message'}"
-        if isinstance(exc, requests.exceptions.RetryError):
-            return f"GitHub at {self._base_url} kept failing after retries: {str(exc).splitlines()[0][:200]}"
-        if isinstance(exc, requests.exceptions.Timeout):
-            return f"GitHub at {self._base_url} did not answer in time (timeout)"
-        if isinstance(exc, requests.exceptions.ConnectionError):
-            return f"cannot connect to GitHub at {self._base_url}"
+        transport = describe_request_error(exc, "GitHub", self._base_url)
+        if transport is not None:
+            return transport
         if isinstance(exc, KeyError | TypeError | ValueError):
             return f"malformed GitHub payload: {type(exc).__name__}: {exc}"
         return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"

@@ -7,12 +7,12 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
-import os
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from github.Repository import Repository
 
+from connectors.base import read_secret
 from connectors.github import GitHubConnector, _batches, _payload, _ts
 from models.records import Page, RawObject, Row
 
@@ -135,11 +135,7 @@ def make_github_issues(config: Config) -> GitHubIssuesConnector | None:
     gh = config.github
     if incidents is None or incidents.github is None or gh is None:
         return None
-    token = None
-    if gh.token_env is not None:
-        token = os.environ.get(gh.token_env)
-        if not token:
-            raise ValueError(f"environment variable {gh.token_env} is not set (named by github.token_env)")
+    token = read_secret(gh.token_env, "github.token_env")
     return GitHubIssuesConnector(
         gh.repos,
         labels=incidents.github.labels,

@@ -18,7 +18,7 @@ import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from connectors.base import Cursors
+from connectors.base import Cursors, read_secret
 from models.records import Page, RawObject, Row
 
 log = logging.getLogger(__name__)
@@ -502,11 +502,8 @@ def _is_timeout(exc: BaseException) -> bool:
 def make_connector(config: JenkinsSettings, env: Mapping[str, str] = os.environ,
                    known_repos: Iterable[str] = ()) -> JenkinsConnector:
     """The connector for a [jenkins] config section, with the user and token read from the environment."""
-    credentials = []
-    for key, name in (("user_env", config.user_env), ("token_env", config.token_env)):
-        if name is not None and not env.get(name):
-            raise ValueError(f"environment variable {name} is not set (named by jenkins.{key})")
-        credentials.append(env.get(name) if name else None)
+    credentials = [read_secret(config.user_env, "jenkins.user_env", env),
+                   read_secret(config.token_env, "jenkins.token_env", env)]
     return JenkinsConnector(config.url, jobs=config.jobs, deploy_jobs=config.deploy_jobs, repo=config.repo,
                             repos=config.repos, sha_parameter=config.sha_parameter, user=credentials[0],
                             token=credentials[1], timeout=config.timeout, retries=config.retries,

@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import os
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -15,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 
-from connectors.base import Cursors
+from connectors.base import Cursors, read_secret
 from connectors.http import RetryingSession, describe_request_error, error_summary, retrying_session
 from models.records import Page, RawObject, Row
 
@@ -332,16 +331,6 @@ def issue_rows(
     return record, changes
 
 
-def _env(name: str | None) -> str | None:
-    """A secret from the environment variable the config names."""
-    if name is None:
-        return None
-    value = os.environ.get(name)
-    if not value:
-        raise ValueError(f"environment variable {name} is not set (named by the config)")
-    return value
-
-
 def make_jira(config: Config) -> JiraConnector | None:
     """The Jira connector when the config has [incidents.jira]."""
     incidents = config.incidents
@@ -356,8 +345,8 @@ def make_jira(config: Config) -> JiraConnector | None:
     return JiraConnector(
         jira.url,
         jql=jira.jql,
-        user=_env(jira.user_env),
-        token=_env(jira.token_env),
+        user=read_secret(jira.user_env, "incidents.jira.user_env"),
+        token=read_secret(jira.token_env, "incidents.jira.token_env"),
         horizon=horizon,
         timeout=jira.timeout,
         ref_fields=getattr(jira, "ref_fields", ()),

@@ -7,11 +7,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import os
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from connectors.base import Cursors
+from connectors.base import Cursors, read_secret
 from connectors.http import RetryingSession, describe_request_error, retrying_session
 from models.records import Page, RawObject, Row
 
@@ -282,10 +281,9 @@ def make_pagerduty(config: Config) -> PagerDutyConnector | None:
     if incidents is None or incidents.pagerduty is None:
         return None
     pd = incidents.pagerduty
-    name = pd.token_env
-    token = os.environ.get(name) if name else None
-    if not token:
-        raise ValueError(f"environment variable {name} is not set (named by incidents.pagerduty.token_env)")
+    token = read_secret(pd.token_env, "incidents.pagerduty.token_env")
+    if token is None:
+        raise ValueError("incidents.pagerduty.token_env: PagerDuty needs an API token")
     horizon = (
         config.github.first_sync_horizon()
         if config.github is not None

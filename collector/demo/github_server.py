@@ -23,7 +23,7 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 from collector.demo.incident_world import LABEL, Incident, IncidentWorld, build_incidents
 from collector.demo.payloads import Payloads, stable_workflow_id
-from collector.demo.served import ServedSimulator
+from collector.demo.served import ServedSimulator, parse_instant
 from collector.demo.world import UTC, Commit, PullRequest, RepoWorld, World
 
 logger = logging.getLogger(__name__)
@@ -424,10 +424,9 @@ def _parse_time(text: str | None) -> datetime | None:
     if not text:
         return None
     try:
-        value = datetime.fromisoformat(text)
+        return parse_instant(text)
     except ValueError:
         raise ApiError(422, f"Invalid time: {text}") from None
-    return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
 
 
 def _topo_order(commits: dict[str, Commit]) -> dict[str, int]:

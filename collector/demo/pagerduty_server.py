@@ -18,6 +18,7 @@ from typing import Any
 from collector.demo.incident_world import PAGERDUTY_SERVICES, Incident, IncidentWorld
 from collector.demo.local_simulator import LocalSimulator, Query, SimError, first, integer
 from collector.demo.payloads import render
+from collector.demo.served import parse_instant
 from collector.demo.world import DATA, UTC
 
 WEB = "https://petclinic.pagerduty.com"
@@ -57,10 +58,9 @@ def _parse(text: str | None, name: str) -> datetime | None:
     if not text:
         return None
     try:
-        value = datetime.fromisoformat(text)
+        return parse_instant(text)
     except ValueError:
         raise SimError(400, f"Invalid '{name}' parameter value: {text}") from None
-    return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
 
 
 class PagerDutySimulator(LocalSimulator):

@@ -14,10 +14,17 @@ import socket
 import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 
 logger = logging.getLogger(__name__)
+
+
+def parse_instant(text: str) -> datetime:
+    """An ISO 8601 query value as an aware UTC instant (naive means UTC); ValueError when malformed."""
+    value = datetime.fromisoformat(text)
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
 
 
 class Handler(BaseHTTPRequestHandler):
