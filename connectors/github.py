@@ -308,11 +308,13 @@ class GitHubConnector:
         for event in pull.get_issue_timeline():
             item = _payload(event)
             kind = item.get("event")
-            if kind not in FLOW_EVENTS or item.get("id") is None:
+            # keyed by node id, which GraphQL shares (it has no numeric id for timeline events)
+            node = item.get("node_id")
+            if kind not in FLOW_EVENTS or node is None:
                 continue
-            page.raw.append(RawObject("pr_event", f"{scope}#{number}/{item['id']}", item, scope))
+            page.raw.append(RawObject("pr_event", f"{scope}#{number}/{node}", item, scope))
             page.add("pr_events", {
-                "repo": scope, "pr_number": number, "event_id": str(item["id"]), "event": kind,
+                "repo": scope, "pr_number": number, "event_id": node, "event": kind,
                 "actor_login": _login(item.get("actor")), "actor_type": _user_type(item.get("actor")),
                 "created_at": _ts(item.get("created_at")),
             })
@@ -379,9 +381,11 @@ class GitHubConnector:
         settled = False
         for status in statuses:
             item = _payload(status)
-            page.raw.append(RawObject("deployment_status", f"{scope}/{deployment_id}/{item['id']}", item, scope))
+            # keyed by node id, which GraphQL shares (it has no numeric id for deployment statuses)
+            node = item["node_id"]
+            page.raw.append(RawObject("deployment_status", f"{scope}/{deployment_id}/{node}", item, scope))
             page.add("github_deployment_statuses", {
-                "repo": scope, "deployment_id": deployment_id, "status_id": int(item["id"]),
+                "repo": scope, "deployment_id": deployment_id, "status_id": node,
                 "state": item["state"], "created_at": _ts(item["created_at"]),
             })
             settled = settled or item["state"] in SETTLED_STATES

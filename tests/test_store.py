@@ -135,3 +135,23 @@ def test_a_failing_migration_leaves_the_previous_schema(tmp_path: Path, monkeypa
 
 
 _real_available = migrations.available
+
+
+def test_migration_7_rekeys_events_and_statuses_by_node_id(tmp_path: Path) -> None:
+    """REST-era rows (numeric ids) take the node id from their raw payload, which GraphQL also reports."""
+    path = tmp_path / "v6.duckdb"
+    con = connect(path)
+    migrations.migrate(con, target=6)
+    con.execute("INSERT INTO pr_events VALUES ('o/r', 4, '9001', 'merged', 'ann', 'User', ?)", [T0])
+    con.execute("INSERT INTO pr_events VALUES ('o/r', 4, '9002', 'closed', 'ann', 'User', ?)", [T0])
+    con.execute("INSERT INTO github_deployment_statuses VALUES ('o/r', 12, 77, 'success', ?)", [T0])
+    for kind, ident, node in (("pr_event", "o/r#4/9001", "ME_kwDOAA"), ("deployment_status", "o/r/12/77", "DES_kwDOBB")):
+        con.execute("INSERT INTO raw_objects VALUES ('github', ?, ?, 'o/r', ?, 'h', now())",
+                    [kind, ident, f'{{"node_id": "{node}"}}'])
+    con.close()
+    with Store(path) as store:
+        events = store.query("SELECT event_id, event FROM pr_events ORDER BY event")[1]
+        # the closed event had no raw payload: its old id is kept as text rather than lost
+        assert events == [("9002", "closed"), ("ME_kwDOAA", "merged")]
+        assert store.query("SELECT deployment_id, status_id, state FROM github_deployment_statuses")[1] == [
+            (12, "DES_kwDOBB", "success")]

@@ -12,7 +12,11 @@ WITH status_summary AS (
         bool_or(lower(s.state) = 'success') AS ever_success,
         -- The deploy time is the first success status, never updated_at or the latest status.
         min(s.created_at) FILTER (WHERE lower(s.state) = 'success') AS first_success_at,
-        arg_max(lower(s.state), (s.created_at, s.status_id)) AS latest_state,
+        -- Statuses of the same second are ordered by how far they go (a status id is a node id, with
+        -- no order), so `success` outranks the `in_progress` it followed and `inactive` comes last.
+        arg_max(lower(s.state), (s.created_at, CASE lower(s.state)
+            WHEN 'inactive' THEN 4 WHEN 'success' THEN 3 WHEN 'failure' THEN 3 WHEN 'error' THEN 3
+            WHEN 'in_progress' THEN 2 ELSE 1 END)) AS latest_state,
         max(s.created_at) AS latest_at,
         max(s.created_at) FILTER (WHERE lower(s.state) IN ('failure', 'error')) AS last_failed_at
     FROM github_deployment_statuses AS s
