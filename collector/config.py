@@ -37,13 +37,19 @@ class DatabaseConfig:
     path: Path = Path("vsm.duckdb")
 
 
+# GitHub transports: GraphQL (the default, a fraction of the requests) or REST (the fallback, same tables).
+GITHUB_APIS = ("graphql", "rest")
+
+
 @dataclass(frozen=True)
 class GitHubConfig:
     """The GitHub (or GitHub Enterprise) source."""
 
     repos: tuple[str, ...] = ()
     base_url: str = "https://api.github.com"
+    api: str = "graphql"
     token_env: str | None = None
+    token_envs: tuple[str, ...] = ()
     since: dt.date | None = None
     production_environments: tuple[str, ...] = ("production",)
     bots: tuple[str, ...] = ()
@@ -51,6 +57,10 @@ class GitHubConfig:
     timeout: float = 30.0
     retries: int = 5
     max_rate_limit_wait: float = 900.0
+
+    def token_names(self) -> tuple[str, ...]:
+        """The variables holding the tokens that share the load (token_envs, or the one token_env)."""
+        return self.token_envs or ((self.token_env,) if self.token_env else ())
 
     def first_sync_horizon(self, today: dt.date | None = None) -> dt.datetime:
         """The oldest activity a first sync fetches: `since`, or 90 days ago."""
@@ -279,6 +289,8 @@ def secret_names(config: Any, prefix: str = "") -> list[tuple[str, str]]:
         key = f"{prefix}{_FIELD_KEYS.get(f.name, f.name)}"
         if f.name.endswith("_env") and isinstance(value, str):
             found.append((key, value))
+        elif f.name.endswith("_envs") and isinstance(value, tuple):
+            found += [(key, name) for name in value]
         elif dataclasses.is_dataclass(value):
             found += secret_names(value, f"{key}.")
     return found
@@ -445,6 +457,12 @@ def _check(config: Config) -> None:
     if not re.match(r"^https?://[^/\s]+", gh.base_url):
         raise ConfigError(f"github.base_url: {gh.base_url!r} is not an http(s) URL")
     _check_env_name("github.token_env", gh.token_env)
+    for name in gh.token_envs:
+        _check_env_name("github.token_envs", name)
+    if gh.token_env and gh.token_envs:
+        raise ConfigError("github.token_envs: set token_env (one token) or token_envs (several), not both")
+    if gh.api not in GITHUB_APIS:
+        raise ConfigError(f"github.api: {gh.api!r} is not one of {', '.join(GITHUB_APIS)}")
     if not gh.production_environments:
         raise ConfigError("github.production_environments: name at least one environment")
     for name in ("timeout", "max_rate_limit_wait"):

@@ -15,6 +15,7 @@ from collector.store import Store
 from collector.terminal import Progress
 from connectors.base import Connector
 from connectors.github import GitHubConnector
+from connectors.github_graphql import GitHubGraphQLConnector
 from connectors.github_issues import make_github_issues
 from connectors.jenkins import make_connector as jenkins_connector
 from connectors.jira import make_jira
@@ -47,16 +48,12 @@ def _github(config: Config) -> Connector | None:
     gh = config.github
     if gh is None:
         return None
-    return GitHubConnector(
-        gh.repos,
-        base_url=gh.base_url,
-        token=secret(gh.token_env),
-        horizon=gh.first_sync_horizon(),
-        timeout=gh.timeout,
-        retries=gh.retries,
-        max_rate_limit_wait=gh.max_rate_limit_wait,
-        ci_workflows=gh.ci_workflows,
-    )
+    common = {"base_url": gh.base_url, "horizon": gh.first_sync_horizon(), "timeout": gh.timeout,
+              "retries": gh.retries, "max_rate_limit_wait": gh.max_rate_limit_wait, "ci_workflows": gh.ci_workflows}
+    tokens = {name: secret(name) for name in gh.token_names()}
+    if gh.api == "rest":
+        return GitHubConnector(gh.repos, token=next(iter(tokens.values()), None), **common)
+    return GitHubGraphQLConnector(gh.repos, tokens=tokens, **common)
 
 
 def _jenkins(config: Config) -> Connector | None:

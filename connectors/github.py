@@ -237,11 +237,9 @@ class GitHubConnector:
             if exc.status != 409:
                 raise
             log.info("github %s: repository is empty", scope)
-        heads = [row for sha, row in seen.items() if sha not in parents_of]
-        if heads:
-            head = max(heads, key=lambda row: row["committed_at"] or self._horizon)
-            yield Page(SOURCE, scope, "commits", cursor=json.dumps(
-                {"head": head["sha"], "committed_at": _iso(head["committed_at"] or self._horizon)}))
+        cursor = head_cursor(seen, parents_of, self._horizon)
+        if cursor is not None:
+            yield Page(SOURCE, scope, "commits", cursor=cursor)
 
     def _commits_since_head(self, repo: Repository, scope: str, state: dict[str, str]) -> Iterable[Any]:
         """Commits on the default branch that the last seen head does not reach."""
@@ -330,7 +328,8 @@ class GitHubConnector:
         """
         state = json.loads(cursor) if cursor else {"max_id": 0, "open": [], "newest": {}}
         max_id = int(state["max_id"])
-        open_deployments = {int(i): (created, env) for i, created, env in state["open"]}
+        # entries written by the GraphQL transport also carry the node id: [id, created, environment, node]
+        open_deployments = {int(i): (created, env) for i, created, env, *_node in state["open"]}
         newest: dict[str, str] = dict(state["newest"])
         new_max = max_id
         for batch in _batches(repo.get_deployments()):
@@ -390,6 +389,15 @@ class GitHubConnector:
             })
             settled = settled or item["state"] in SETTLED_STATES
         return settled
+
+
+def head_cursor(seen: dict[str, Row], parents_of: set[str], horizon: dt.datetime) -> str | None:
+    """The commits cursor after listing history: the newest listed commit that no listed commit has as parent."""
+    heads = [row for sha, row in seen.items() if sha not in parents_of]
+    if not heads:
+        return None
+    head = max(heads, key=lambda row: row["committed_at"] or horizon)
+    return json.dumps({"head": head["sha"], "committed_at": _iso(head["committed_at"] or horizon)})
 
 
 def _commit_row(scope: str, data: dict[str, Any]) -> Row:

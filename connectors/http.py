@@ -87,11 +87,13 @@ def retrying_session(
     headers: Mapping[str, str] | None = None,
     auth: Any = None,
     max_retry_after: float = MAX_RETRY_AFTER_S,
+    methods: frozenset[str] = frozenset({"GET", "HEAD"}),
 ) -> RetryingSession:
     """A session for one connector: every request times out, 429/5xx and connection failures are retried
     with exponential backoff (or after the server's Retry-After), and `requests_made` counts the wire.
 
-    GETs only are retried on a status: the connectors only read. Headers and auth are set on the session,
+    Only `methods` are retried on a status (GETs by default: the connectors only read; GraphQL reads
+    by POST and passes it). Headers and auth are set on the session,
     so secrets travel in headers and never appear in a URL that an exception message could show.
     """
     retry = _CountingRetry(
@@ -101,7 +103,7 @@ def retrying_session(
         status=retries,
         backoff_factor=backoff,
         status_forcelist=sorted(RETRY_STATUSES),
-        allowed_methods=frozenset({"GET", "HEAD"}),
+        allowed_methods=methods,
         respect_retry_after_header=True,
         # the last answer (e.g. the final 429) comes back to the caller, which raises a readable error
         raise_on_status=False,

@@ -21,6 +21,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
+from collector.demo.github_graphql import GraphQLEndpoint
 from collector.demo.incident_world import LABEL, Incident, IncidentWorld, build_incidents
 from collector.demo.payloads import Payloads, stable_workflow_id
 from collector.demo.served import ServedSimulator, parse_instant
@@ -31,6 +32,8 @@ logger = logging.getLogger(__name__)
 RATE_LIMIT = 5000
 DOCS = "https://docs.github.com/rest"
 RATE_DOCS = DOCS + "/overview/rate-limits-for-the-rest-api"
+# GitHub.com serves GraphQL at /graphql, GitHub Enterprise Server at /api/graphql
+GRAPHQL_PATHS = ("/graphql", "/api/graphql")
 _REPO = r"/repos/(?P<owner>[^/]+)/(?P<name>[^/]+)"
 # (path regex, handler method of _Api): every GET endpoint the simulator answers.
 ROUTES: tuple[tuple[str, str], ...] = (
@@ -468,11 +471,13 @@ class GitHubSimulator(ServedSimulator):
         self._reset = int(time.time()) + 3600
         self._ids = itertools.count(1)
         self._payloads: Payloads | None = None
+        self.graphql: GraphQLEndpoint | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------------
     def _on_start(self) -> None:
         """Payload URLs carry the server's own host:port (PyGithub refuses any other)."""
         self._payloads = Payloads(self.world, self.base_url)
+        self.graphql = GraphQLEndpoint(self.world, self._payloads, self.incidents)
 
     # -- request handling --------------------------------------------------------------------------------
     def handle(self, request: BaseHTTPRequestHandler) -> None:
@@ -507,6 +512,8 @@ class GitHubSimulator(ServedSimulator):
                 fault.status, _FAULT_MESSAGES.get(fault.status, "Error"))
             return _Answer(fault.status, body, fault.headers, counted=False)
         try:
+            if request.command == "POST" and path in GRAPHQL_PATHS:
+                return self._graphql(request)
             if request.command != "GET":
                 raise ApiError(404, "Not Found")
             return self._route(path, query)
@@ -514,6 +521,19 @@ class GitHubSimulator(ServedSimulator):
             body = Payloads.error(error.status, error.message, error.documentation_url)
             return _Answer(error.status, body, {})
 
+    def _graphql(self, request: BaseHTTPRequestHandler) -> _Answer:
+        """POST /graphql: GitHub's v4 API; its points budget is its own, so the REST quota is not touched."""
+        assert self.graphql is not None
+        auth = request.headers.get("Authorization") or ""
+        # api.github.com refuses anonymous GraphQL; this simulator accepts it when it was given no token,
+        # so the demo runs without credentials (each token, or "anonymous", has its own points budget)
+        token = auth.split(" ", 1)[-1] if auth else "anonymous"
+        try:
+            body = json.loads(getattr(request, "body", b"") or b"null")
+        except ValueError:
+            body = None
+        reply = self.graphql.answer(body, token, self.clock)
+        return _Answer(reply.status, reply.body, reply.headers, counted=False)
 
     def _route(self, path: str, query: dict[str, str]) -> _Answer:
         """Find the endpoint in ROUTES and call it; /rate_limit is free, everything else needs quota."""

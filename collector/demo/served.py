@@ -50,10 +50,12 @@ class Handler(BaseHTTPRequestHandler):
             self.server.connections.discard(self.connection)
         super().finish()
 
+    body: bytes = b""
+
     def _any(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
-        if length:
-            self.rfile.read(length)
+        # kept for simulators that read request bodies (GitHub's GraphQL POSTs)
+        self.body = self.rfile.read(length) if length else b""
         self.server.simulator.handle(self)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _any

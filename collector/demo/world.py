@@ -224,9 +224,9 @@ class _Ids:
     def __init__(self) -> None:
         self.used: set[int] = set()
 
-    def take(self, base: int, t: datetime) -> int:
-        """A fresh id for an object created at t."""
-        candidate = base + (int(t.timestamp()) - _ID_EPOCH) * 4
+    def take(self, base: int, t: datetime, step: int = 4) -> int:
+        """A fresh id for an object created at t (`step` ids per second)."""
+        candidate = base + (int(t.timestamp()) - _ID_EPOCH) * step
         while candidate in self.used:
             candidate += 1
         self.used.add(candidate)
@@ -627,7 +627,8 @@ class _RepoBuilder:
         for i, d in enumerate(drafts):
             statuses = tuple(DeploymentStatus(status_ids[(i, when, state)], state, when, text)
                              for state, when, text in sorted(d["statuses"], key=lambda s: s[1]))
-            ident = self.ids.take(_DEPLOYMENT, d["created"])
+            # deployment ids stay below 2**31, as GitHub's do: GraphQL exposes them only as a 32-bit databaseId
+            ident = self.ids.take(_DEPLOYMENT, d["created"], step=1)
             result.append(Deployment(ident, self.full_name, d["sha"], "main", d["env"], d["creator"].login,
                                      d["creator"].type, d["created"], statuses,
                                      description=f"Deploy {d['sha'][:7]} to {d['env']}"))
