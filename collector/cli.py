@@ -204,6 +204,11 @@ def cmd_status(args: argparse.Namespace) -> int:
                  s.rate_limit_remaining, "STALE" if s.stale else "ok", s.last_error or "") for s in statuses]
         out(table(["source", "last success", "age", "last run", "items", "requests", "rate left", "fresh",
                    "last error"], rows))
+        budgets = [(s.source, b["token_env"], b["resource"], b["remaining"], b["limit"], b["reset_at"])
+                   for s in statuses for b in s.rate_budget]
+        if budgets:
+            out("")
+            out(table(["source", "token (variable)", "resource", "remaining", "limit", "resets at"], budgets))
     return EXIT_STALE if any(s.stale for s in statuses) else EXIT_OK
 
 

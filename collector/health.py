@@ -27,6 +27,12 @@ ORDER BY s.source
 """
 
 
+BUDGET_SQL = """
+SELECT source, token_env, resource, remaining, "limit", reset_at, observed_at
+FROM rate_budgets ORDER BY source, token_env, resource
+"""
+
+
 @dataclass(frozen=True)
 class SourceStatus:
     """The health of one configured source."""
@@ -42,10 +48,14 @@ class SourceStatus:
     rate_limit_remaining: int | None
     age_s: float | None
     stale: bool
+    rate_budget: tuple[dict[str, Any], ...] = ()
 
     def as_json(self) -> dict[str, Any]:
         """JSON-ready fields (timestamps as ISO 8601 UTC)."""
-        return {k: v.isoformat() if isinstance(v, dt.datetime) else v for k, v in asdict(self).items()}
+        fields = {k: v.isoformat() if isinstance(v, dt.datetime) else v for k, v in asdict(self).items()}
+        fields["rate_budget"] = [{k: v.isoformat() if isinstance(v, dt.datetime) else v for k, v in b.items()}
+                                 for b in self.rate_budget]
+        return fields
 
 
 def source_status(config: Config, store: Store, now: dt.datetime | None = None) -> list[SourceStatus]:
@@ -54,8 +64,14 @@ def source_status(config: Config, store: Store, now: dt.datetime | None = None) 
     limit = parse_duration(config.schedule.stale_after, "schedule.stale_after")
     rows = store.query(STATUS_SQL, [configured_sources(config)])[1]
     statuses = []
+    columns, budgets = store.query(BUDGET_SQL)
+    by_source: dict[str, list[dict[str, Any]]] = {}
+    for row in budgets:
+        item = dict(zip(columns, row, strict=True))
+        by_source.setdefault(item.pop("source"), []).append(item)
     for source, success, error, status, started, finished, items, requests, remaining in rows:
         age = (now - success).total_seconds() if success is not None else None
         statuses.append(SourceStatus(source, success, error, status, started, finished, items, requests,
-                                     remaining, age, stale=age is None or age > limit))
+                                     remaining, age, stale=age is None or age > limit,
+                                     rate_budget=tuple(by_source.get(source, ()))))
     return statuses

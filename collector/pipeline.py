@@ -163,6 +163,9 @@ def _finish(store: Store, run_id: int, result: SourceResult, connector: Connecto
     if connector is not None:
         result.requests = connector.requests_made
         result.rate_limit_remaining = connector.rate_limit_remaining
+        budget = getattr(connector, "rate_budget", None)  # sources with per-token budgets (GitHub) offer it
+        if callable(budget):
+            store.save_rate_budget(result.source, budget())
     if interrupted:
         result.errors.append("interrupted")
     status = "success" if result.ok else "failed"

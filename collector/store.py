@@ -220,6 +220,13 @@ class Store:
         ).fetchall()
         return int(row[0][0])
 
+    def save_rate_budget(self, source: str, budgets: Iterable[Row]) -> None:
+        """Remember each token's remaining budget per resource as the source last reported it."""
+        now = dt.datetime.now(dt.UTC)
+        rows = [{**row, "source": source, "observed_at": now} for row in budgets if row.get("remaining") is not None]
+        if rows:
+            self.upsert("rate_budgets", rows)
+
     def finish_run(
         self,
         run_id: int,

@@ -1,24 +1,27 @@
-"""GitHub Actions runs of configured workflows as CI builds (part of the GitHub source).
+"""GitHub Actions runs as CI builds (part of the GitHub source): configured workflows, or every push run.
 
-One stream per repo and workflow (`actions:<file>`): runs on the default branch, newest first, incremental by
-`created`; completed runs bring their jobs (start, completion, runner queue). Every run attempt becomes a
-ci_builds row, so a failed first attempt that was re-run is the change's build rework. Fetches only.
+One stream per repo and configured workflow (`actions:<file>`), or without configuration one per repo
+(`actions:push`: runs of all workflows triggered by a push): runs on the default branch, newest first,
+incremental by `created`; completed runs bring their jobs (start, completion, runner queue). Every run attempt
+becomes a ci_builds row, so a failed first attempt that was re-run is the change's build rework. The polled
+requests are conditional (ETags in the cursor), so an unchanged repo costs only 304s. Fetches only.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import json
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
+from urllib.parse import quote
 
 from github.GithubException import UnknownObjectException
 from github.PaginatedList import PaginatedList
 from github.Repository import Repository
 from github.WorkflowJob import WorkflowJob
 
+from connectors.github_repos import NOT_MODIFIED, conditional_get, rest_items
 from models.records import Page, RawObject, Row
 
 log = logging.getLogger(__name__)
@@ -36,6 +39,10 @@ WAITING = frozenset({"queued", "waiting", "requested", "pending"})
 # A completed run that did not succeed stays watched (one request per sync) this long after its creation,
 # measured against the newest run seen, because a re-run brings it back without a new `created`.
 RERUN_WINDOW = dt.timedelta(days=3)
+# The stream of runs of every workflow pushed to the default branch (no ci_workflows configured).
+PUSH_STREAM = "actions:push"
+# The cursor's `etags` key of the runs list's first page (watched runs are keyed by their id).
+LIST_ETAG = "runs"
 
 
 def _ts(value: str | None) -> dt.datetime | None:
@@ -55,64 +62,119 @@ def stream_name(workflow: str) -> str:
     return f"actions:{workflow}"
 
 
+def workflow_file(data: dict[str, Any]) -> str:
+    """A run's workflow file name from its `path` (".github/workflows/build.yml@main" -> "build.yml")."""
+    # `path` carries the ref after "@"; dynamic workflows (Pages, CodeQL) have paths like "dynamic/pages/x"
+    path = str(data.get("path") or "").split("@", 1)[0]
+    return path.rsplit("/", 1)[-1] or str(data.get("name") or data.get("workflow_id"))
+
+
 def workflow_pages(repo: Repository, scope: str, workflow: str, cursor: str | None,
-                   horizon: dt.datetime) -> Iterator[Page]:
-    """New runs of one workflow since the cursor, then the watched (unfinished or failed) runs again.
+                   horizon: dt.datetime, etags: bool = True) -> Iterator[Page]:
+    """New runs of one configured workflow since the cursor, then the watched (unfinished or failed) runs again."""
+    url = f"{repo.url}/actions/workflows/{quote(workflow, safe='')}/runs"
+    missing = f"no workflow {workflow} (404); configure ci_workflows only where it exists"
+    return _run_pages(repo, scope, stream_name(workflow), url, {}, lambda _: workflow, cursor, horizon, etags,
+                      missing)
+
+
+def push_run_pages(repo: Repository, scope: str, cursor: str | None, horizon: dt.datetime,
+                   etags: bool = True) -> Iterator[Page]:
+    """Runs of every workflow triggered by a push to the default branch: CI builds without configuration.
+
+    Rows are those of configuring each workflow file explicitly (`workflow` is the file name from the run's
+    `path`). A repo without Actions runs costs the one list request (a 304 once its ETag is known).
+    """
+    url = f"{repo.url}/actions/runs"
+    return _run_pages(repo, scope, PUSH_STREAM, url, {"event": "push"}, workflow_file, cursor, horizon, etags,
+                      "no Actions runs list (404)")
+
+
+def _load(cursor: str | None) -> dict[str, Any]:
+    """A stream cursor; those written before ETags (no `etags`, 4-item watch entries) load too."""
+    state = json.loads(cursor) if cursor else {"created": None, "max_id": 0, "watch": []}
+    state.setdefault("etags", {})
+    return state
+
+
+def _run_pages(repo: Repository, scope: str, stream: str, url: str, filters: dict[str, str],
+               workflow_of: Callable[[dict[str, Any]], str], cursor: str | None, horizon: dt.datetime,
+               etags: bool, missing: str) -> Iterator[Page]:
+    """New runs of a runs list since the cursor, then the watched (unfinished or failed) runs again.
 
     The cursor holds the newest `created_at` seen, the highest run id stored (the `>=` boundary lists the
-    newest run again; ids grow with time, so it is skipped) and the runs still watched with their attempt
-    and updated_at: an unchanged one costs its one re-fetch and nothing more.
+    newest run again; ids grow with time, so it is skipped), the runs still watched with their attempt,
+    updated_at, status and conclusion, and the ETags of the list's first page and of each watched run: an
+    unchanged list or run answers 304 (free of quota) and costs nothing more.
     """
-    stream = stream_name(workflow)
-    state = json.loads(cursor) if cursor else {"created": None, "max_id": 0, "watch": []}
+    raw = json.loads(cursor) if cursor else None
+    state = _load(cursor)
+    tags: dict[str, str] = dict(state["etags"]) if etags else {}
     since = _ts(state["created"]) if state["created"] else horizon
     max_id, newest = int(state["max_id"]), since
-    watch: dict[int, tuple[int, str, str]] = {int(i): (a, u, c) for i, a, u, c in state["watch"]}
-    runs = repo.get_workflow(workflow).get_runs(branch=repo.default_branch, created=f">={_qualifier(since)}")
-    new_max = max_id
-    outcome: dict[int, tuple[bool, str | None]] = {}
-    page = Page(SOURCE, scope, stream)
+    watch: dict[int, tuple[int, str, str, str | None, str | None]] = {}
+    for entry in state["watch"]:
+        run_id, attempt, updated, created, *rest = entry
+        status, conclusion = (rest + [None, None])[:2]
+        watch[int(run_id)] = (int(attempt), updated, created, status, conclusion)
+    new_tags: dict[str, str] = {}
+    params = {"branch": repo.default_branch, **filters, "created": f">={_qualifier(since)}",
+              "per_page": repo.requester.per_page}
     try:
-        listed = iter(runs)
-        first = next(listed, None)
+        code, headers, body = conditional_get(repo.requester, url, params, tags.get(LIST_ETAG))
     except UnknownObjectException:
-        log.warning("github %s: no workflow %s (404); configure ci_workflows only where it exists", scope, workflow)
+        log.warning("github %s: %s", scope, missing)
         return
-    for run in itertools.chain([first] if first is not None else [], listed):
-        data = run._rawData  # the list item already holds every field stored (no completing request)
+    new_max = max_id
+    page = Page(SOURCE, scope, stream)
+    if code == NOT_MODIFIED:  # no run was created or changed on the first page since the last sync
+        new_tags[LIST_ETAG], listed = tags[LIST_ETAG], iter(())
+    else:
+        if etags and headers.get("etag"):
+            new_tags[LIST_ETAG] = headers["etag"]
+        listed = rest_items(repo.requester, headers, body, "workflow_runs")
+    for data in listed:  # list items already hold every field stored (no completing request)
         run_id = int(data["id"])
         if run_id <= max_id:
             continue
         new_max = max(new_max, run_id)
         newest = max(newest, _ts(data["created_at"]) or newest)
-        _add_run(page, repo, scope, workflow, data)
-        watch[run_id] = (int(data.get("run_attempt") or 1), data["updated_at"], data["created_at"])
-        outcome[run_id] = (data.get("status") == "completed", data.get("conclusion"))
+        _add_run(page, repo, scope, workflow_of(data), data)
+        watch[run_id] = (int(data.get("run_attempt") or 1), data["updated_at"], data["created_at"],
+                         data.get("status"), data.get("conclusion"))
         if len(page.raw) >= 100:
             yield page
             page = Page(SOURCE, scope, stream)
     if page.rows:
         yield page
-    still: list[tuple[int, int, str, str]] = []
-    for run_id, (attempt, updated, created) in sorted(watch.items()):
+    still: list[list[Any]] = []
+    for run_id, (attempt, updated, created, status, conclusion) in sorted(watch.items()):
         if run_id <= max_id:
+            key = str(run_id)
             try:
-                data = repo.get_workflow_run(run_id).raw_data  # completes the lazy run: one request
+                code, headers, data = conditional_get(repo.requester, f"{repo.url}/actions/runs/{run_id}", None,
+                                                      tags.get(key))
             except UnknownObjectException:
                 log.warning("github %s: workflow run %s is gone (404); no longer watched", scope, run_id)
                 continue
-            attempt, updated = int(data.get("run_attempt") or 1), data["updated_at"]
-            if (attempt, updated) != tuple(watch[run_id][:2]):
-                refreshed = Page(SOURCE, scope, stream)
-                _add_run(refreshed, repo, scope, workflow, data)
-                yield refreshed
-            outcome[run_id] = (data.get("status") == "completed", data.get("conclusion"))
-        done, conclusion = outcome[run_id]
+            if code == NOT_MODIFIED:
+                new_tags[key] = tags[key]
+            else:
+                if etags and headers.get("etag"):
+                    new_tags[key] = headers["etag"]
+                fetched = int(data.get("run_attempt") or 1), data["updated_at"]
+                if fetched != (attempt, updated):
+                    refreshed = Page(SOURCE, scope, stream)
+                    _add_run(refreshed, repo, scope, workflow_of(data), data)
+                    yield refreshed
+                (attempt, updated), status, conclusion = fetched, data.get("status"), data.get("conclusion")
         recent = newest - (_ts(created) or newest) < RERUN_WINDOW
-        if not done or (conclusion != "success" and recent):
-            still.append((run_id, attempt, updated, created))
-    new_state = {"created": newest.isoformat(), "max_id": new_max, "watch": still}
-    if new_state != state:
+        if status != "completed" or (conclusion != "success" and recent):
+            still.append([run_id, attempt, updated, created, status, conclusion])
+    kept = {str(entry[0]) for entry in still} | {LIST_ETAG}
+    new_state = {"created": newest.isoformat(), "max_id": new_max, "watch": still,
+                 "etags": {key: tag for key, tag in sorted(new_tags.items()) if key in kept}}
+    if new_state != raw:
         yield Page(SOURCE, scope, stream, cursor=json.dumps(new_state))
 
 

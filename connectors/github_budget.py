@@ -77,7 +77,7 @@ class RateBudget:
                     if quota.remaining is not None:
                         quota.remaining -= cost  # reserve it; the answer's own figure replaces this
                     return best
-                wake = min(self._ready_at(b, resource, now) for b in self._tokens) if self._tokens else now
+                wake = min(self._ready_at(b, resource, now, cost) for b in self._tokens) if self._tokens else now
             wait = max(0.0, wake - now)
             if not self._tokens or wait > self._max_wait:
                 raise BudgetExhausted(self._exhausted_message(resource, wake, wait))
@@ -156,10 +156,13 @@ class RateBudget:
         quota = budget.quotas.get(resource)
         return float("inf") if quota is None or quota.remaining is None else quota.remaining
 
-    def _ready_at(self, budget: TokenBudget, resource: str, now: float) -> float:
-        """When this token can be used again for the resource."""
+    def _ready_at(self, budget: TokenBudget, resource: str, now: float, cost: int) -> float:
+        """When this token can pay `cost` again for the resource: after its pause, and its reset if too little is left."""
         quota = budget.quotas.get(resource)
-        spent_until = quota.reset_at if quota and quota.reset_at and self._left(budget, resource) <= 0 else now
+        short = self._left(budget, resource) < cost
+        spent_until = quota.reset_at if quota and quota.reset_at and short else now
+        if short and not (quota and quota.reset_at):
+            spent_until = now + SECONDARY_DEFAULT_WAIT_S  # spent with no reset known: GitHub's minute
         return max(budget.paused_until, spent_until or now)
 
     def _exhausted_message(self, resource: str, wake: float, wait: float) -> str:

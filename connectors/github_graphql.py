@@ -38,6 +38,8 @@ from models.records import Page, RawObject, Row
 log = logging.getLogger(__name__)
 
 PULLS_PER_PAGE = 50
+# how the budget names the one token-less "token" when the config names none (public data only)
+ANONYMOUS = "(no token)"
 # The flow events the mapper reads (the REST connector's FLOW_EVENTS), by GraphQL type.
 EVENT_NAMES = {"ReadyForReviewEvent": "ready_for_review", "ConvertToDraftEvent": "convert_to_draft",
                "ReviewRequestedEvent": "review_requested", "ReviewRequestRemovedEvent": "review_request_removed",
@@ -126,7 +128,7 @@ class GitHubGraphQLConnector(GitHubConnector):
         first = next(iter(tokens.values()), None) if tokens else None
         super().__init__(repos, base_url=base_url, token=first, horizon=horizon, timeout=timeout, retries=retries,
                          max_rate_limit_wait=max_rate_limit_wait, **kwargs)
-        self.budget = RateBudget({env: token or "" for env, token in (tokens or {"anonymous": None}).items()},
+        self.budget = RateBudget({env: token or "" for env, token in (tokens or {ANONYMOUS: None}).items()},
                                  max_wait=max_rate_limit_wait)
         self.client = GraphQLClient(graphql_url(base_url), self.budget, timeout=timeout, retries=retries)
 
@@ -140,6 +142,17 @@ class GitHubGraphQLConnector(GitHubConnector):
         """GraphQL points left over all tokens (REST's core budget is hardly touched)."""
         remaining = self.budget.remaining("graphql")
         return remaining if remaining is not None else super().rate_limit_remaining
+
+    def rate_budget(self) -> list[Row]:
+        """Per token and resource, what GitHub last said is left (token variable names only)."""
+        rows = self.budget.snapshot()
+        remaining, limit = self._gh.requester.rate_limiting
+        envs = [b.env for b in self.budget.tokens]
+        if remaining >= 0 and envs:  # the REST client (Actions, comparisons) sends the first token
+            reset = self._gh.requester.rate_limiting_resettime
+            rows.append({"token_env": envs[0], "resource": "core", "remaining": remaining, "limit": limit,
+                         "reset_at": dt.datetime.fromtimestamp(reset, dt.UTC) if reset else None})
+        return rows
 
     def describe_error(self, exc: BaseException) -> str:
         """GraphQL failures are already one line."""

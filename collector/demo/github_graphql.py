@@ -8,6 +8,7 @@ resolver serves every type; abstract types (Actor, Node, timeline unions) resolv
 from __future__ import annotations
 
 import base64
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -258,7 +259,8 @@ class GraphQLEndpoint:
         with self._lock:
             budget = self._budgets.get(token)
             if budget is None or budget.reset <= time.time():
-                budget = Budget(self.points_limit, self.points_limit, time.time() + self.reset_after)
+                # GitHub's windows end on a whole second (X-RateLimit-Reset is epoch seconds)
+                budget = Budget(self.points_limit, self.points_limit, math.ceil(time.time() + self.reset_after))
                 self._budgets[token] = budget
             return budget
 

@@ -53,12 +53,19 @@ ROUTES: tuple[tuple[str, str], ...] = (
     (_REPO + r"/deployments/(?P<id>\d+)", "deployment"),
     (_REPO + r"/deployments/(?P<id>\d+)/statuses", "statuses"),
     (_REPO + r"/actions/workflows/(?P<workflow>[^/]+)/runs", "workflow_runs"),
+    (_REPO + r"/actions/runs", "repo_runs"),
     (_REPO + r"/actions/runs/(?P<run_id>\d+)", "workflow_run"),
     (_REPO + r"/actions/runs/(?P<run_id>\d+)/jobs", "run_jobs"),
     (_REPO + r"/actions/runs/(?P<run_id>\d+)/attempts/(?P<attempt>\d+)/jobs", "attempt_jobs"),
+    (r"/orgs/(?P<org>[^/]+)/repos", "org_repos"),
+    (r"/users/(?P<user>[^/]+)/repos", "user_repos"),
 )
 # `status` filter values of the workflow-runs list that name a conclusion rather than a status.
 RUN_STATUSES = ("queued", "in_progress", "completed")
+# `type` filters of the org / user repo lists -> whether a (public, non-fork) world repo is listed.
+ORG_REPO_TYPES = {"all": True, "public": True, "private": False, "forks": False, "sources": True, "member": True}
+USER_REPO_TYPES = {"all": True, "owner": True, "member": False}
+REPO_SORTS = ("created", "updated", "pushed", "full_name")
 _COMPILED = tuple((re.compile(pattern), name) for pattern, name in ROUTES)
 _FAULT_MESSAGES = {
     401: "Bad credentials",
@@ -381,6 +388,67 @@ class _Api:
         return Listing([(attempt, job) for job in attempt.jobs],
                        lambda item: self.p.workflow_job(rw, run, *item), "jobs")
 
+    def repo_runs(self, params: dict[str, str], query: dict[str, str]) -> Any:
+        """GET .../actions/runs: runs of every workflow, newest first; same filters as a workflow's runs."""
+        rw = self._repo(params)
+        low, high = _created_range(query.get("created"))
+        status = query.get("status")
+
+        def keep(run: Any) -> bool:
+            attempt = run.latest
+            return (query.get("branch", run.head_branch) == run.head_branch
+                    and query.get("event", run.event) == run.event
+                    and query.get("head_sha", run.head_sha) == run.head_sha
+                    and (low is None or run.created_at >= low) and (high is None or run.created_at <= high)
+                    and (not status or status == (attempt.status if status in RUN_STATUSES else attempt.conclusion)))
+
+        # a repo without runs (or without Actions) answers total_count 0, never 404
+        listed = sorted((run for run in self._runs(rw) if keep(run)), key=lambda run: (run.created_at, run.id),
+                        reverse=True)
+        return Listing(listed, lambda run: self.p.workflow_run(rw, run, self.t), "workflow_runs")
+
+    def _owned(self, owner: str, query: dict[str, str], types: dict[str, bool], default_type: str,
+               default_sort: str, docs: str) -> Listing:
+        """The owner's repos existing at the clock, filtered by `type` and sorted as GitHub does."""
+        kind, sort = query.get("type", default_type), query.get("sort", default_sort)
+        if kind not in types or sort not in REPO_SORTS:
+            raise ApiError(422, "Validation Failed", docs)
+        # every repo of the world is public, not a fork, and its owner's member can see it
+        listed = [rw for rw in self.world.repos if rw.full_name.split("/")[0].lower() == owner.lower()
+                  and rw.repo.created_at <= self.t and types[kind]]
+        direction = query.get("direction") or ("asc" if sort == "full_name" else "desc")
+        listed.sort(key=lambda rw: self._repo_sort_key(rw, sort), reverse=direction == "desc")
+        return Listing(listed, lambda rw: {**self.p.repository(rw, self.t), "archived": rw.repo.archived})
+
+    def _repo_sort_key(self, rw: RepoWorld, sort: str) -> Any:
+        """created, updated/pushed (last push at the clock) or full_name, ids breaking ties."""
+        if sort == "full_name":
+            return rw.full_name.lower(), rw.repo.id
+        if sort == "created":
+            return rw.repo.created_at, rw.repo.id
+        tip = rw.tip_at(self.t)
+        return (tip.landed_at if tip and tip.landed_at else rw.repo.created_at), rw.repo.id
+
+    def _account(self, login: str) -> Any:
+        """The person with that login, case-insensitive (None if unknown)."""
+        return next((p for p in self.world.people if p.login.lower() == login.lower()), None)
+
+    def org_repos(self, params: dict[str, str], query: dict[str, str]) -> Any:
+        """GET /orgs/{org}/repos: an organisation's repos (404 for a user or an unknown login, like GitHub)."""
+        docs = DOCS + "/repos/repos#list-organization-repositories"
+        account = self._account(params["org"])
+        if account is None or account.type != "Organization":
+            raise ApiError(404, "Not Found", docs)
+        return self._owned(account.login, query, ORG_REPO_TYPES, "all", "created", docs)
+
+    def user_repos(self, params: dict[str, str], query: dict[str, str]) -> Any:
+        """GET /users/{user}/repos: an account's public repos (organisations answer too, as on GitHub)."""
+        docs = DOCS + "/repos/repos#list-repositories-for-a-user"
+        account = self._account(params["user"])
+        if account is None:
+            raise ApiError(404, "Not Found", docs)
+        return self._owned(account.login, query, USER_REPO_TYPES, "owner", "full_name", docs)
+
 
 def _created_range(text: str | None) -> tuple[datetime | None, datetime | None]:
     """GitHub's `created` search qualifier (>=, >, <=, <, a..b, or one date) as inclusive UTC bounds."""
@@ -457,7 +525,7 @@ class GitHubSimulator(ServedSimulator):
     name = "github"
     server_header = "GitHub.com"
 
-    def __init__(self, world: World, *, token: str | None = None,
+    def __init__(self, world: World, *, token: str | tuple[str, ...] | None = None,
                  incidents: IncidentWorld | None = None) -> None:
         super().__init__()
         self.world = world
@@ -501,8 +569,9 @@ class GitHubSimulator(ServedSimulator):
         split = urlsplit(request.path)
         path = split.path.rstrip("/") or "/"
         query = dict(parse_qsl(split.query, keep_blank_values=True))
-        if self.token is not None and request.headers.get("Authorization") not in (f"token {self.token}",
-                                                                                      f"Bearer {self.token}"):
+        tokens = (self.token,) if isinstance(self.token, str) else tuple(self.token or ())
+        auth = request.headers.get("Authorization") or ""
+        if tokens and auth not in {f"{scheme} {t}" for t in tokens for scheme in ("token", "Bearer")}:
             return _Answer(401, Payloads.error(401, "Bad credentials"), {}, counted=False)
         fault = self._take_fault(request.path)
         if fault is not None and fault.delay:

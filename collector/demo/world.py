@@ -636,11 +636,13 @@ class _RepoBuilder:
 
 
 def generate_world(seed: int = 7, end: datetime | None = None, weeks: int = 12,
-                   repos: tuple[str, ...] = DEFAULT_REPOS, actions_repos: tuple[str, ...] = ()) -> World:
+                   repos: tuple[str, ...] = DEFAULT_REPOS, actions_repos: tuple[str, ...] = (),
+                   archived_repos: tuple[str, ...] = ()) -> World:
     """The team's history: `weeks` of activity up to `end` (default now, UTC) plus three weeks before.
 
     Repos named in `actions_repos` also build every default-branch push with GitHub Actions (`build.yml`);
-    the rest of the world is the same with or without them.
+    the rest of the world is the same with or without them. Repos named in `archived_repos` are archived
+    (same history, flagged). An owner that is a team member's login is that user, any other an organisation.
     """
     end = _sec((end or datetime.now(UTC)).astimezone(UTC))
     window_start = end - timedelta(weeks=weeks)
@@ -653,9 +655,13 @@ def generate_world(seed: int = 7, end: datetime | None = None, weeks: int = 12,
                   for i, name in enumerate(repos))
     built = tuple(replace(rw, runs=build_runs(rw, seed, start, end)) if rw.full_name in actions_repos else rw
                   for rw in built)
+    built = tuple(replace(rw, repo=replace(rw.repo, archived=True)) if rw.full_name in archived_repos else rw
+                  for rw in built)
     logger.debug("generated world seed=%s end=%s: %s", seed, end.isoformat(),
                  {r.repo.full_name: len(r.pulls) for r in built})
-    owners = tuple(organisation(owner) for owner in dict.fromkeys(name.split("/")[0] for name in repos))
+    members = {person.login for person in (*team, *_BOTS)}
+    owners = tuple(organisation(owner) for owner in dict.fromkeys(name.split("/")[0] for name in repos)
+                   if owner not in members)
     return World(seed=seed, start=start, window_start=window_start, end=end, people=(*team, *_BOTS, *owners),
                  repos=built)
 

@@ -27,13 +27,14 @@ class Person:
 
 @dataclass(frozen=True)
 class Repo:
-    """A repository of the world (always owned by the `petclinic` organisation)."""
+    """A repository of the world (owned by an organisation, or by a team member named as its owner)."""
 
     full_name: str
     id: int
     created_at: datetime
     description: str
     default_branch: str = "main"
+    archived: bool = False
 
 
 @dataclass(frozen=True)
