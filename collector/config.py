@@ -23,6 +23,8 @@ from models import stream as stream_model
 SOURCE_SECTIONS = ("github", "jenkins", "github_issues", "jira", "pagerduty")
 
 _REPO = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+# owner/glob: every unarchived repo of the owner whose name matches (`petclinic/*`, `petclinic/svc-?`)
+_REPO_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.*?\[\]!-]+$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -53,7 +55,7 @@ class GitHubConfig:
     since: dt.date | None = None
     production_environments: tuple[str, ...] = ("production",)
     bots: tuple[str, ...] = ()
-    ci_workflows: tuple[str, ...] = ()
+    ci_workflows: tuple[str, ...] | None = None
     timeout: float = 30.0
     retries: int = 5
     max_rate_limit_wait: float = 900.0
@@ -452,8 +454,8 @@ def _check(config: Config) -> None:
     if not gh.repos:
         raise ConfigError("github.repos: list at least one repository as 'owner/name'")
     for repo in gh.repos:
-        if not _REPO.match(repo):
-            raise ConfigError(f"github.repos: {repo!r} is not of the form 'owner/name'")
+        if not (_REPO.match(repo) or _REPO_PATTERN.match(repo)):
+            raise ConfigError(f"github.repos: {repo!r} is not of the form 'owner/name' or 'owner/pattern*'")
     if not re.match(r"^https?://[^/\s]+", gh.base_url):
         raise ConfigError(f"github.base_url: {gh.base_url!r} is not an http(s) URL")
     _check_env_name("github.token_env", gh.token_env)

@@ -111,6 +111,10 @@ def _collect_source(name: str, make: Callable[[], Connector | None], store: Stor
         connector = make()
         if connector is not None:
             cursors = store.cursors(name)
+            prepare = getattr(connector, "prepare", None)  # e.g. GitHub expands `owner/*` patterns first
+            if callable(prepare):
+                for page in prepare(cursors):
+                    store.write_page(page)
             for scope in connector.scopes():
                 if stop is not None and stop.is_set():
                     result.errors.append("stopped before all scopes were collected")

@@ -18,13 +18,16 @@ from github.GithubObject import GithubObject
 from github.Repository import Repository
 
 from connectors.base import Cursors, request_tally
-from connectors.github_actions import stream_name, workflow_pages
+from connectors.github_actions import PUSH_STREAM, push_run_pages, stream_name, workflow_pages
+from connectors.github_repos import OwnerListings, expand, is_pattern
 from connectors.http import describe_request_error
 from models.records import Page, RawObject, Row
 
 log = logging.getLogger(__name__)
 
 SOURCE = "github"
+# where the ETag-cached listing of `owner/*` patterns is kept (a cursor of no repo)
+LISTING_SCOPE, LISTING_STREAM = "*", "repo-listing"
 PER_PAGE = 100
 # Timeline events that matter for flow; comments, labels, commits etc. are not stored as events.
 FLOW_EVENTS = frozenset(
@@ -108,10 +111,11 @@ class GitHubConnector:
         retries: int = 5,
         max_rate_limit_wait: float = 900.0,
         seconds_between_requests: float | None = None,
-        ci_workflows: Iterable[str] = (),
+        ci_workflows: Iterable[str] | None = None,
     ) -> None:
         self._repos = list(repos)
-        self._workflows = tuple(ci_workflows)
+        # None: runs of the workflows a push to the default branch triggers; (): no Actions at all
+        self._workflows = None if ci_workflows is None else tuple(ci_workflows)
         self._horizon = horizon
         self._retries = [0]
         self._tally = request_tally("github.Requester")
@@ -139,8 +143,21 @@ class GitHubConnector:
 
     # -- Connector protocol -------------------------------------------------------------------------
 
+    def prepare(self, cursors: Cursors) -> Iterator[Page]:
+        """Expand `owner/*` patterns to the owner's unarchived repos, listed once per run.
+
+        The listing is polled with the ETag stored in a cursor, so an unchanged organisation costs a 304.
+        """
+        if not any(is_pattern(name) for name in self._repos):
+            return
+        listings = OwnerListings(self._gh, cursors.get((LISTING_SCOPE, LISTING_STREAM)))
+        self._current = "the repo listing"
+        self._repos = expand(self._repos, listings)
+        log.info("%s: %d repos after expanding patterns", self.source, len(self._repos))
+        yield Page(self.source, LISTING_SCOPE, LISTING_STREAM, cursor=listings.to_json())
+
     def scopes(self) -> list[str]:
-        """One scope per configured repo."""
+        """One scope per repo (patterns expanded by `prepare`)."""
         return list(self._repos)
 
     @property
@@ -188,9 +205,19 @@ class GitHubConnector:
             ("commits", self._commit_pages),
             ("pulls", self._pull_pages),
             ("deployments", self._deployment_pages),
-            *((stream_name(workflow), functools.partial(self._workflow_pages, workflow))
-              for workflow in self._workflows),
+            *self._actions_streams(),
         ]
+
+    def _actions_streams(self) -> list[tuple[str, Callable[[Repository, str, str | None], Iterator[Page]]]]:
+        """The Actions streams: push-triggered runs by default, else one per configured workflow."""
+        if self._workflows is None:
+            return [(PUSH_STREAM, self._push_pages)]
+        return [(stream_name(workflow), functools.partial(self._workflow_pages, workflow))
+                for workflow in self._workflows]
+
+    def _push_pages(self, repo: Repository, scope: str, cursor: str | None) -> Iterator[Page]:
+        """Runs of the workflows triggered by pushes to the default branch, as CI builds."""
+        return push_run_pages(repo, scope, cursor, self._horizon)
 
     # -- streams ------------------------------------------------------------------------------------
 

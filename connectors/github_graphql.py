@@ -30,7 +30,6 @@ from connectors.github import (
     _ts,
     head_cursor,
 )
-from connectors.github_actions import stream_name
 from connectors.github_budget import BudgetExhausted, RateBudget
 from connectors.github_graphql_client import GraphQLClient, GraphQLFailure, graphql_url
 from models.records import Page, RawObject, Row
@@ -225,10 +224,9 @@ class GitHubGraphQLConnector(GitHubConnector):
                 variables.update(deployments=after is not None, deploymentsAfter=after)
         yield from self._repoll_deployments(scope, deploys)
         rest_repo = self._rest_repo(scope, branch["name"] if branch else "main")
-        for workflow in self._workflows:
-            stream = stream_name(workflow)
+        for stream, fetch in self._actions_streams():
             self._current = f"{stream} of {scope}"
-            yield from self._workflow_pages(workflow, rest_repo, scope, cursors.get((scope, stream)))
+            yield from fetch(rest_repo, scope, cursors.get((scope, stream)))
 
     def _rest_repo(self, scope: str, default_branch: str) -> Repository:
         """A lazy PyGithub repo that needs no request of its own (GraphQL already said its default branch)."""

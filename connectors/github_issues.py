@@ -135,7 +135,8 @@ def make_github_issues(config: Config) -> GitHubIssuesConnector | None:
     gh = config.github
     if incidents is None or incidents.github is None or gh is None:
         return None
-    token = read_secret(gh.token_env, "github.token_env")
+    names = gh.token_names()
+    token = read_secret(names[0], "github.token_envs" if gh.token_envs else "github.token_env") if names else None
     return GitHubIssuesConnector(
         gh.repos,
         labels=incidents.github.labels,

@@ -18,7 +18,8 @@ def test_demo_runs_the_whole_pipeline(tmp_path: Path, capsys: pytest.CaptureFixt
         assert re.search(rf"^{stage}\s+\d+\s", output, re.MULTILINE), f"no {stage} row in:\n{output}"
     assert re.search(r"lead time p50 \d+[dhms]", output)
     assert re.search(r"flow efficiency \d+\.\d%", output)
-    assert "requests per PR" in output
+    cost = re.search(r"(\d+) GitHub requests, (\d+\.\d+) per merged PR \(graphql\)", output)
+    assert cost and 0 < float(cost.group(2)) <= 0.2  # the target of the GraphQL transport on the demo world
     assert re.search(r"Bottleneck: \w+ holds \d+\.\d% of all waiting", output)
     assert "┌" in output and "wait " in output and "proc " in output  # the terminal value stream map
     report = re.search(r"weekly flow report for (\d{4}-W\d\d) .*: (\S+\.html)", output)

@@ -17,7 +17,7 @@ from collector import config as cfg
 from collector.cli import main
 from collector.demo.github_server import GitHubSimulator
 from collector.demo.payloads import derived_sha
-from collector.demo.world import DeploymentStatus, TimelineEvent, World
+from collector.demo.world import DeploymentStatus, TimelineEvent, World, generate_world
 from collector.pipeline import collect, run_map
 from collector.store import Store
 from connectors.github_graphql_client import graphql_url
@@ -54,7 +54,9 @@ def test_graphql_and_rest_give_identical_tables_for_a_fraction_of_the_requests(
     merged = sum(1 for pr in (p for rw in world.repos for p in rw.pulls) if pr.merged_at is not None)
     # one query a round carries 50 PRs, 50 deployments and 100 commits of each repo, all nested details included
     assert result.requests / merged < 0.05
-    assert {path for _, path, _ in served} == {"/graphql"}
+    # besides GraphQL only the Actions runs list, once per repo (GraphQL has no Actions)
+    rest_paths = [path for _, path, _ in served if path != "/graphql"]
+    assert len(rest_paths) == len(world.repos) and all("/actions/runs?" in path for path in rest_paths)
 
 
 def _big_world(world: World) -> tuple[World, str, int, int]:
@@ -253,3 +255,20 @@ def test_several_tokens_share_the_points(tmp_path: Path, world: World, monkeypat
 ])
 def test_graphql_endpoint_of_a_base_url(base: str, endpoint: str) -> None:
     assert graphql_url(base) == endpoint
+
+
+def test_an_org_pattern_collects_every_unarchived_repo_and_polls_the_listing_by_etag(tmp_path: Path) -> None:
+    end = dt.datetime(2026, 11, 18, 12, tzinfo=dt.UTC)
+    org = generate_world(seed=7, end=end, weeks=2, repos=("petclinic/web", "petclinic/vets", "petclinic/legacy"),
+                         archived_repos=("petclinic/legacy",))
+    with GitHubSimulator(org) as sim:
+        path = write_config(tmp_path, sim.base_url, ["petclinic/*"])
+        assert main(["collect", "--config", str(path)]) == 0
+        listings = [status for _, p, status in sim.request_log if p.startswith("/orgs/petclinic/repos")]
+        start = len(sim.request_log)
+        assert main(["collect", "--config", str(path)]) == 0
+        again = [status for _, p, status in sim.request_log[start:] if p.startswith("/orgs/petclinic/repos")]
+    assert listings == [200] and again == [304]  # listed once per run; unchanged, it costs nothing
+    with Store(tmp_path / "vsm.duckdb", read_only=True) as store:
+        repos = [r for (r,) in store.query("SELECT DISTINCT repo FROM pull_requests ORDER BY repo")[1]]
+    assert repos == ["petclinic/vets", "petclinic/web"]

@@ -139,10 +139,12 @@ def run(db: Path, seed: int = 7, on_result: Callable[[str], None] = log.info) ->
                 state = "ok" if result.ok else "FAILED: " + "; ".join(result.errors)
                 on_result(f"collected {result.source}: {result.items} rows with {result.requests} HTTP requests "
                           f"in {result.seconds:.1f}s - {state}")
-            pulls = store.query("SELECT count(*) FROM pull_requests")[1][0][0]
-            github = next((r for r in results if r.source == "github"), None)
-            if pulls and github:
-                on_result(f"{pulls} pull requests, {github.requests / pulls:.2f} GitHub requests per PR")
+            pulls, merged = store.query("SELECT count(*), count(merged_at) FROM pull_requests")[1][0]
+            # every GitHub request: the repos over GraphQL (plus Actions over REST) and the incident issues
+            github = sum(r.requests for r in results if r.source.startswith("github"))
+            if merged:
+                on_result(f"{pulls} pull requests ({merged} merged): {github} GitHub requests, "
+                          f"{github / merged:.3f} per merged PR ({config.github.api if config.github else '-'})")
             mapped = run_map(config, store)
             on_result(f"mapped {mapped.changes} merged changes, {mapped.deployed} deployed to production")
             report = build_report(store.con, last_complete_week(servers.world.end), config.report)
