@@ -59,6 +59,7 @@ class GitHubConfig:
     timeout: float = 30.0
     retries: int = 5
     max_rate_limit_wait: float = 900.0
+    concurrency: int = 4
 
     def token_names(self) -> tuple[str, ...]:
         """The variables holding the tokens that share the load (token_envs, or the one token_env)."""
@@ -472,6 +473,8 @@ def _check(config: Config) -> None:
             raise ConfigError(f"github.{name}: must be greater than 0")
     if gh.retries < 0:
         raise ConfigError("github.retries: must be 0 or more")
+    if not 1 <= gh.concurrency <= 16:
+        raise ConfigError("github.concurrency: must be between 1 and 16 (repos fetched at once)")
 
 
 def _resolve(owner: type, name: str) -> Any:

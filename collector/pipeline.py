@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from collector.config import Config, parse_duration, secret
+from collector.fanout import collect_concurrently
 from collector.store import Store
 from collector.terminal import Progress
 from connectors.base import Connector
@@ -22,6 +23,7 @@ from connectors.jira import make_jira
 from connectors.pagerduty import make_pagerduty
 from models.calendar import CalendarSettings
 from models.mapper import MapResult, MapSettings, run_mapper
+from models.records import Page
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +51,8 @@ def _github(config: Config) -> Connector | None:
     if gh is None:
         return None
     common = {"base_url": gh.base_url, "horizon": gh.first_sync_horizon(), "timeout": gh.timeout,
-              "retries": gh.retries, "max_rate_limit_wait": gh.max_rate_limit_wait, "ci_workflows": gh.ci_workflows}
+              "retries": gh.retries, "max_rate_limit_wait": gh.max_rate_limit_wait, "ci_workflows": gh.ci_workflows,
+              "concurrency": gh.concurrency}
     tokens = {name: secret(name) for name in gh.token_names()}
     if gh.api == "rest":
         return GitHubConnector(gh.repos, token=next(iter(tokens.values()), None), **common)
@@ -115,11 +118,16 @@ def _collect_source(name: str, make: Callable[[], Connector | None], store: Stor
             if callable(prepare):
                 for page in prepare(cursors):
                     store.write_page(page)
-            for scope in connector.scopes():
-                if stop is not None and stop.is_set():
-                    result.errors.append("stopped before all scopes were collected")
-                    break
-                _collect_scope(connector, scope, cursors, store, result, stop)
+            workers = int(getattr(connector, "concurrency", 1))
+            scopes = connector.scopes()
+            if workers > 1 and len(scopes) > 1:
+                _collect_scopes_at_once(connector, scopes, cursors, store, result, workers, stop)
+            else:
+                for scope in scopes:
+                    if stop is not None and stop.is_set():
+                        result.errors.append("stopped before all scopes were collected")
+                        break
+                    _collect_scope(connector, scope, cursors, store, result, stop)
     except Exception as exc:  # noqa: BLE001 - a source that cannot even start must not stop the others
         message = connector.describe_error(exc) if connector else f"{type(exc).__name__}: {exc}"
         result.errors.append(message)
@@ -129,6 +137,21 @@ def _collect_source(name: str, make: Callable[[], Connector | None], store: Stor
         raise
     _finish(store, run_id, result, connector, started)
     return result
+
+
+def _collect_scopes_at_once(connector: Connector, scopes: list[str], cursors: dict[tuple[str, str], str],
+                            store: Store, result: SourceResult, workers: int,
+                            stop: threading.Event | None = None) -> None:
+    """Scopes fetched by a pool of `workers` threads, their pages stored here, one failure per scope."""
+    def written(scope: str, page: Page, rows: int) -> None:
+        result.items += rows
+        if rows:
+            log.debug("%s %s %s: +%d rows", connector.source, scope, page.stream, rows)
+
+    for scope, error in collect_concurrently(connector, scopes, cursors, store, workers, written, stop).items():
+        if error is not None:
+            result.errors.append(f"{scope}: {error}")
+            log.error("%s %s: %s", connector.source, scope, error)
 
 
 def _collect_scope(connector: Connector, scope: str, cursors: dict[tuple[str, str], str], store: Store,

@@ -74,6 +74,10 @@ class RequestTally(logging.Handler):
         """Requests counted so far for the calling thread."""
         return self._counts[threading.get_ident()]
 
+    def count(self, ident: int) -> int:
+        """Requests counted so far for one thread."""
+        return self._counts.get(ident, 0)
+
 
 _tallies: dict[str, RequestTally] = {}
 _tallies_lock = threading.Lock()

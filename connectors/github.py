@@ -9,6 +9,7 @@ import functools
 import itertools
 import json
 import logging
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
@@ -112,14 +113,19 @@ class GitHubConnector:
         max_rate_limit_wait: float = 900.0,
         seconds_between_requests: float | None = None,
         ci_workflows: Iterable[str] | None = None,
+        concurrency: int = 1,
     ) -> None:
         self._repos = list(repos)
+        self.concurrency = concurrency  # repos fetched at once by the pipeline's pool
+        self._local = threading.local()
+        self._threads: dict[int, int] = {}  # thread id -> its request count when it started working for us
+        self._threads_lock = threading.Lock()
         # None: runs of the workflows a push to the default branch triggers; (): no Actions at all
         self._workflows = None if ci_workflows is None else tuple(ci_workflows)
         self._horizon = horizon
         self._retries = [0]
         self._tally = request_tally("github.Requester")
-        self._tally_start = self._tally.current_thread()
+        self._enlist()
         retry = _CountingRetry(
             tally=self._retries,
             total=retries,
@@ -128,18 +134,24 @@ class GitHubConnector:
             # GitHub asks integrators to wait at least a minute on a secondary limit without Retry-After
             secondary_rate_wait=60,
         )
-        self._gh = Github(
-            auth=Auth.Token(token) if token else None,
-            base_url=base_url.rstrip("/"),
-            per_page=PER_PAGE,
-            timeout=int(timeout),
-            retry=retry,
-            seconds_between_requests=seconds_between_requests,
+        self._client_settings: dict[str, Any] = {
+            "auth": Auth.Token(token) if token else None, "base_url": base_url.rstrip("/"), "per_page": PER_PAGE,
+            "timeout": int(timeout), "retry": retry, "seconds_between_requests": seconds_between_requests,
             # objects built from a URL stay unfetched until a field is read: no surprise requests
-            lazy=True,
-        )
+            "lazy": True}
+        self._clients: list[Github] = []
         self._base_url = base_url
-        self._current = "the repo"
+
+    @property
+    def _gh(self) -> Github:
+        """This thread's PyGithub client: a Requester keeps per-request state on its one connection, so
+        threads fetching repos at once each need their own."""
+        client = getattr(self._local, "gh", None)
+        if client is None:
+            client = self._local.gh = Github(**self._client_settings)
+            with self._threads_lock:
+                self._clients.append(client)
+        return client
 
     # -- Connector protocol -------------------------------------------------------------------------
 
@@ -161,15 +173,33 @@ class GitHubConnector:
         return list(self._repos)
 
     @property
+    def _current(self) -> str:
+        """What the calling thread is syncing (for error messages): each worker thread has its own."""
+        return getattr(self._local, "current", "the repo")
+
+    @_current.setter
+    def _current(self, value: str) -> None:
+        self._local.current = value
+
+    def _enlist(self) -> None:
+        """Count the calling thread's requests from now on as this connector's."""
+        ident = threading.get_ident()
+        with self._threads_lock:
+            if ident not in self._threads:
+                self._threads[ident] = self._tally.count(ident)
+
+    @property
     def requests_made(self) -> int:
-        """Requests sent by this connector's thread since it was created, retries included."""
-        return self._tally.current_thread() - self._tally_start + self._retries[0]
+        """Requests sent by the threads working for this connector since they started, retries included."""
+        with self._threads_lock:
+            sent = sum(self._tally.count(ident) - start for ident, start in self._threads.items())
+        return sent + self._retries[0]
 
     @property
     def rate_limit_remaining(self) -> int | None:
         """Remaining core API budget from the last response headers (no extra request)."""
-        remaining, _limit = self._gh.requester.rate_limiting
-        return remaining if remaining >= 0 else None
+        known = [c.requester.rate_limiting[0] for c in list(self._clients) if c.requester.rate_limiting[0] >= 0]
+        return min(known) if known else None
 
     def describe_error(self, exc: BaseException) -> str:
         """One line naming the cause, for logs and the run table."""
@@ -191,6 +221,7 @@ class GitHubConnector:
 
     def pages(self, scope: str, cursors: Cursors) -> Iterator[Page]:
         """All streams of one repo, each from its own cursor."""
+        self._enlist()
         self._current = scope
         repo = self._gh.get_repo(scope)
         for stream, fetch in self._streams():

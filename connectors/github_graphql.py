@@ -145,10 +145,11 @@ class GitHubGraphQLConnector(GitHubConnector):
     def rate_budget(self) -> list[Row]:
         """Per token and resource, what GitHub last said is left (token variable names only)."""
         rows = self.budget.snapshot()
-        remaining, limit = self._gh.requester.rate_limiting
+        remaining = GitHubConnector.rate_limit_remaining.fget(self)  # type: ignore[attr-defined]
         envs = [b.env for b in self.budget.tokens]
-        if remaining >= 0 and envs:  # the REST client (Actions, comparisons) sends the first token
-            reset = self._gh.requester.rate_limiting_resettime
+        if remaining is not None and envs:  # the REST clients (Actions, comparisons) send the first token
+            limit = max(c.requester.rate_limiting[1] for c in self._clients)
+            reset = max(c.requester.rate_limiting_resettime for c in self._clients)
             rows.append({"token_env": envs[0], "resource": "core", "remaining": remaining, "limit": limit,
                          "reset_at": dt.datetime.fromtimestamp(reset, dt.UTC) if reset else None})
         return rows
@@ -165,6 +166,7 @@ class GitHubGraphQLConnector(GitHubConnector):
 
     def pages(self, scope: str, cursors: Cursors) -> Iterator[Page]:
         """Rounds of one query until every stream is done, then the open deployments and Actions over REST."""
+        self._enlist()
         self._current = scope
         owner, name = scope.split("/", 1)
         commits_state = json.loads(cursors[(scope, "commits")]) if (scope, "commits") in cursors else None

@@ -4,6 +4,7 @@ request, backoff on 429 and 5xx that honours Retry-After, and a count of the req
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -58,14 +59,16 @@ class RetryingSession(requests.Session):
         self.timeout = timeout
         self._retry = retry
         self._responses = 0
+        self._count_lock = threading.Lock()
         adapter = HTTPAdapter(max_retries=retry)
         self.mount("https://", adapter)
         self.mount("http://", adapter)
         self.hooks["response"].append(self._count)
 
     def _count(self, response: requests.Response, *args: Any, **kwargs: Any) -> requests.Response:
-        """Response hook: one more request reached the server and was answered."""
-        self._responses += 1
+        """Response hook: one more request reached the server and was answered (threads may share a session)."""
+        with self._count_lock:
+            self._responses += 1
         return response
 
     @property

@@ -1,0 +1,107 @@
+"""Several scopes (repos) of one source fetched at once by a small pool of threads, while the calling
+thread alone writes their pages: DuckDB has one writer, and each page still commits with its cursor.
+
+Workers only talk HTTP (the connector's `pages`) and hand each page over a bounded queue, so a slow writer
+holds them back instead of filling memory. A failing scope ends with its error; the others go on.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from collector.store import Store
+from collector.terminal import Progress
+from connectors.base import Connector, Cursors
+from models.records import Page
+
+log = logging.getLogger(__name__)
+
+# pages waiting for the writer, per worker: enough to keep both sides busy, small enough for memory
+PAGES_PER_WORKER = 4
+
+
+@dataclass
+class _Done:
+    """A worker finished one scope (error is the one-line cause when it failed)."""
+
+    scope: str
+    error: str | None = None
+
+
+def collect_concurrently(connector: Connector, scopes: Iterable[str], cursors: Cursors, store: Store,
+                         workers: int, on_written: Callable[[str, Page, int], None],
+                         stop: threading.Event | None = None) -> dict[str, str | None]:
+    """Fetch every scope with up to `workers` threads, store each page on this thread as it arrives.
+
+    Returns each scope's outcome: None when it completed, else its error line (or why it stopped).
+    """
+    pending = list(scopes)
+    handoff: queue.Queue[tuple[str, Page] | _Done] = queue.Queue(maxsize=max(1, workers) * PAGES_PER_WORKER)
+    halt = threading.Event()  # set when the caller asks to stop: workers end after the page in hand
+
+    def put(item: tuple[str, Page] | _Done) -> bool:
+        while not halt.is_set():
+            try:
+                handoff.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def fetch(scope: str) -> None:
+        if halt.is_set():
+            return
+        try:
+            for page in connector.pages(scope, cursors):
+                if not put((scope, page)):
+                    return
+            put(_Done(scope))
+        except Exception as exc:  # noqa: BLE001 - one failing scope must not stop the others
+            put(_Done(scope, connector.describe_error(exc)))
+
+    outcome: dict[str, str | None] = {}
+    progress = Progress(f"{connector.source}")
+    rows = 0
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix=f"{connector.source}-fetch") as pool:
+        for scope in pending:
+            pool.submit(fetch, scope)
+        try:
+            while len(outcome) < len(pending):
+                item = handoff.get()
+                if isinstance(item, _Done):
+                    outcome[item.scope] = item.error
+                    if item.error is None:
+                        log.info("%s %s: done (%d requests so far)", connector.source, item.scope,
+                                 connector.requests_made)
+                    continue
+                scope, page = item
+                written = store.write_page(page)
+                rows += written
+                on_written(scope, page, written)
+                progress.update(f"{len(outcome)}/{len(pending)} done, {rows} rows, "
+                                f"{connector.requests_made} requests")
+                if stop is not None and stop.is_set():
+                    halt.set()
+                    break
+        finally:  # finished, stopped or failing: no worker starts or hands over anything more
+            halt.set()
+            progress.close()
+        _drain(handoff)
+    for scope in pending:
+        outcome.setdefault(scope, "stopped after a stored page; the next run resumes")
+    return outcome
+
+
+def _drain(handoff: queue.Queue[Any]) -> None:
+    """Throw away what workers fetched after the stop: it was never stored, so the cursors re-fetch it."""
+    while True:
+        try:
+            handoff.get_nowait()
+        except queue.Empty:
+            return
