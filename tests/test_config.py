@@ -48,6 +48,8 @@ def test_defaults(tmp_path: Path) -> None:
     assert config.github.base_url == "https://api.github.com"
     assert config.github.production_environments == ("production",)
     assert config.github.token_env is None
+    assert config.github.api == "graphql" and config.github.concurrency == 4 and config.github.token_names() == ()
+    assert config.github.ci_workflows is None  # Actions: the push-triggered workflows count as CI
     horizon = config.github.first_sync_horizon(today=dt.date(2026, 11, 25))
     assert horizon == dt.datetime(2026, 8, 27, tzinfo=dt.UTC)  # 2026-11-25 minus 90 days
     assert config.db_path.name == "vsm.duckdb"
@@ -64,6 +66,19 @@ def test_defaults(tmp_path: Path) -> None:
         ('[github]\nrepos = ["a/b"]\ntimeout = "30"\n', "github.timeout: expected a number, got string '30'"),
         ('[github]\nrepos = []\n', "github.repos: list at least one repository as 'owner/name'"),
         ('[github]\nrepos = ["petclinic"]\n', "github.repos: 'petclinic' is not of the form 'owner/name'"),
+        ('[github]\nrepos = ["*/web"]\n', "github.repos: '*/web' is not of the form 'owner/name' or 'owner/pattern*'"),
+        ('[github]\nrepos = ["a/b"]\napi = "soap"\n', "github.api: 'soap' is not one of graphql, rest"),
+        ('[github]\nrepos = ["a/b"]\napi = "graphq"\n', "github.api: 'graphq' is not one of graphql, rest"),
+        ('[github]\nrepos = ["a/b"]\nconcurrency = 0\n', "github.concurrency: must be between 1 and 16"),
+        ('[github]\nrepos = ["a/b"]\nconcurrency = "4"\n', "github.concurrency: expected an integer"),
+        ('[github]\nrepos = ["a/b"]\ntoken_envs = "GH_A"\n', "github.token_envs: expected an array"),
+        ('[github]\nrepos = ["a/b"]\ntoken_envs = ["gh-a"]\n',
+         "github.token_envs: 'gh-a' must be the NAME of an environment variable"),
+        ('[github]\nrepos = ["a/b"]\ntoken_env = "GH_A"\ntoken_envs = ["GH_B"]\n',
+         "github.token_envs: set token_env (one token) or token_envs (several), not both"),
+        ('[github]\nrepos = ["a/b"]\ntoken_env = "X"\ntoken_env_s = ["GH_B"]\n',
+         "github.token_env_s: unknown key (did you mean github.token_envs?)"),
+        ('[github]\nrepos = ["a/b"]\nci_workflows = "build.yml"\n', "github.ci_workflows: expected an array"),
         ('[github]\nrepos = ["a/b"]\ntoken_env = "NOT_SET_ANYWHERE_42"\n',
          "github.token_env: environment variable NOT_SET_ANYWHERE_42 is not set"),
         ('[github]\nrepos = ["a/b"]\ntoken_env = "ghp_abc-def"\n',
