@@ -404,6 +404,7 @@ class _Root:
             "defaultBranchRef": None if tip is None else self.ref(rw, rw.repo.default_branch, tip),
             "object": lambda oid=None, expression=None: self.git_object(rw, oid or expression),
             "pullRequests": lambda **a: self.pull_requests(rw, a),
+            "pullRequest": lambda number: self.pull_by_number(rw, number),
             "deployments": lambda **a: self.deployments(rw, a),
             "issues": lambda **a: self.issues(rw, a),
         }
@@ -458,6 +459,14 @@ class _Root:
         attr = {"CREATED_AT": "created_at", "UPDATED_AT": "updated_at"}.get(order["field"], "created_at")
         listed.sort(key=lambda pr: (getattr(pr, attr), pr.number), reverse=order["direction"] == "DESC")
         return connection(listed, lambda pr: self.pull(rw, pr), args, "pullRequests")
+
+    def pull_by_number(self, rw: RepoWorld, number: int) -> Obj:
+        """`pullRequest(number:)`: NOT_FOUND (with a null) when there is none at the clock."""
+        pr = rw.pull(number)
+        now = pr.as_of(self.t) if pr else None
+        if now is None:
+            raise QueryError("NOT_FOUND", f"Could not resolve to a PullRequest with the number of {number}.")
+        return self.pull(rw, now)
 
     def pull(self, rw: RepoWorld, pr: PullRequest) -> Obj:
         merged = pr.merged_at is not None
