@@ -52,8 +52,8 @@ def test_cost_follows_githubs_formula(sim: GitHubSimulator, world: World) -> Non
      "MISSING_PAGINATION_BOUNDARIES", "You must provide a `first` or `last` value"),
     ('{ repository(owner: "petclinic", name: "petclinic-web") { pullRequests(first: 101) { totalCount } } }',
      "EXCESSIVE_PAGINATION", "exceeds the `first` limit of 100 records"),
-    ('{ repository(owner: "petclinic", name: "petclinic-web") { pullRequests(first: 100) { nodes { '
-     'commits(first: 100) { nodes { commit { history(first: 100) { totalCount } } } } } } } }',
+    (('{ repository(owner: "petclinic", name: "petclinic-web") { pullRequests(first: 100) { nodes { '
+     'commits(first: 100) { nodes { commit { history(first: 100) { totalCount } } } } } } } }'),
      "MAX_NODE_LIMIT_EXCEEDED", "exceeds the maximum limit of 500,000"),
 ])
 def test_limits_are_refused_before_anything_runs(sim: GitHubSimulator, query: str, kind: str, text: str) -> None:
