@@ -21,11 +21,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from collector import config as cfg  # noqa: E402
-from collector.demo.github_server import GitHubSimulator  # noqa: E402
-from collector.demo.world import World, generate_world  # noqa: E402
-from collector.pipeline import collect  # noqa: E402
-from collector.store import Store  # noqa: E402
+from collector import config as cfg
+from collector.demo.github_server import GitHubSimulator
+from collector.demo.world import World, generate_world
+from collector.pipeline import collect
+from collector.store import Store
 
 RESULTS = Path(__file__).with_name("results.json")
 END = dt.datetime(2026, 11, 18, 12, tzinfo=dt.UTC)

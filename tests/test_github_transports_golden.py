@@ -4,7 +4,6 @@ the same tables, and the stage times are those worked out by hand from the defin
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 
 import pytest
 
@@ -56,7 +55,7 @@ def golden_world() -> World:
     #2 (dependabot, a bot): opened T+2h, sonarcloud[bot] comments T+2h10m (a bot: not a pickup), alice
     approves T+4h, squash-merged T+7h (s2); deployed by d2 (created T+10h, success T+10h20m).
     """
-    alice, bob, dependabot, sonar, actions = PEOPLE[:5]
+    alice, _bob, dependabot, _sonar, actions = PEOPLE[:5]
     c0 = _commit("c0" * 20, (), alice, T - 240 * H, "Initial commit", landed=T - 240 * H)
     a1 = _commit("a1" * 20, (c0.sha,), alice, T - H, "Show the owner's pets")
     m1 = _commit("e1" * 20, (c0.sha, a1.sha), alice, T + 6 * H, "Merge pull request #1", landed=T + 6 * H)
