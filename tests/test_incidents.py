@@ -25,6 +25,8 @@ from collector.demo.pagerduty_server import PagerDutySimulator
 from collector.demo.world import World
 from collector.store import Store
 from connectors.github import GitHubConnector
+from connectors.github_budget import RateBudget
+from connectors.github_graphql_client import GraphQLClient, graphql_url
 from connectors.github_issues import GitHubIssuesConnector, make_github_issues
 from connectors.jira import JiraConnector, jql_since, make_jira
 from connectors.pagerduty import PagerDutyConnector, make_pagerduty
@@ -480,6 +482,34 @@ def test_github_issues_skip_pull_requests_and_sync_incrementally(
         collect(store, connector)  # every cursor is at the newest update: one request per label and repo
         assert len(sim.request_log) - first == 2 * len(repos)
         assert store.query("SELECT DISTINCT source FROM incident_records")[1] == [("github",)]
+
+
+def test_github_issues_over_graphql_equal_rest_and_list_no_pull_requests(
+    tmp_path: Path, world: World, incidents: IncidentWorld
+) -> None:
+    tables = {}
+    with GitHubSimulator(world, incidents=incidents) as sim:
+        repos = [r.full_name for r in world.repos]
+        for api in ("rest", "graphql"):
+            budget = RateBudget({"(no token)": ""})
+            client = GraphQLClient(graphql_url(sim.base_url), budget) if api == "graphql" else None
+            connector = GitHubIssuesConnector(repos, labels=["incident", "dependencies"], base_url=sim.base_url,
+                                              token=None, horizon=world.start, graphql=client)
+            with Store(tmp_path / f"{api}.duckdb") as store:
+                start = len(sim.request_log)
+                collect(store, connector)
+                served = sim.request_log[start:]
+                tables[api] = {t: store.query(f"SELECT * FROM {t} ORDER BY ALL")[1]
+                               for t in ("incident_records", "incident_status_changes")}
+                if api == "graphql":
+                    # one query per label and repo: GraphQL's issues hold no PRs to page through
+                    assert served == [("POST", "/graphql", 200)] * (2 * len(repos))
+                    assert connector.requests_made == len(served)
+                    again = len(sim.request_log)
+                    collect(store, connector)
+                    assert len(sim.request_log) - again == 2 * len(repos)
+                    assert {t: store.query(f"SELECT * FROM {t} ORDER BY ALL")[1] for t in tables[api]} == tables[api]
+    assert tables["graphql"] == tables["rest"] and len(tables["rest"]["incident_records"]) > 0
 
 
 def test_retry_after_429_is_honoured_and_counted(tmp_path: Path, incidents: IncidentWorld) -> None:
