@@ -15,7 +15,14 @@ from typing import TYPE_CHECKING, Any
 import requests
 
 from connectors.base import Cursors, read_secret
-from connectors.http import RetryingSession, describe_request_error, error_summary, retrying_session
+from connectors.http import (
+    RetryingSession,
+    describe_request_error,
+    error_summary,
+    json_answer,
+    retrying_session,
+    wrong_shape,
+)
 from models.records import Page, RawObject, Row
 
 if TYPE_CHECKING:
@@ -156,8 +163,8 @@ class JiraConnector:
             if response.status_code == 410:
                 return f"Jira at {self._url} no longer offers {self._current} (410 Gone): {error_summary(response)}"
         return (
-            describe_request_error(exc, "Jira", self._url)
-            or f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            describe_request_error(exc, "Jira", self._url, self._current)
+            or f"{type(exc).__name__} for {self._current}: {str(exc).splitlines()[0] if str(exc) else ''}"
         )
 
     def pages(self, scope: str, cursors: Cursors) -> Iterator[Page]:
@@ -171,7 +178,7 @@ class JiraConnector:
         for issues in self._search(jql):
             page = Page(SOURCE, scope, STREAM)
             for issue in issues:
-                record, changes = issue_rows(issue, categories, self._url, self._ref_fields)
+                record, changes = self._issue_rows(issue, categories)
                 page.raw.append(RawObject("issue", record["incident_id"], issue, scope))
                 page.add("incident_records", record)
                 for change in changes:
@@ -186,12 +193,28 @@ class JiraConnector:
 
     # -- requests -----------------------------------------------------------------------------------
 
-    def _get(self, path: str, params: dict[str, Any] | None = None) -> Any:
-        """GET a JSON answer, raising HTTPError on an error status."""
+    def _get(self, path: str, params: dict[str, Any] | None = None, expect: type = dict) -> Any:
+        """GET a JSON answer of the `expect` shape: HTTPError on an error status, MalformedAnswer on a body
+        that is no such JSON (an HTML login page, a cut body, another shape)."""
         self._current = path
         response = self._session.get(self._url + path, params=params)
         response.raise_for_status()
-        return response.json()
+        return json_answer(response, "Jira", expect)
+
+    def _issues(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        """The issues of a search answer, which must be a list of objects."""
+        issues = body.get("issues")
+        if not isinstance(issues, list) or not all(isinstance(i, dict) for i in issues):
+            raise wrong_shape("Jira", self._current, "no 'issues' list of objects in the search answer")
+        return issues
+
+    def _issue_rows(self, issue: dict[str, Any], categories: dict[str, str]) -> tuple[Row, list[Row]]:
+        """issue_rows, with an issue that lacks what every Jira issue has named in one line."""
+        try:
+            return issue_rows(issue, categories, self._url, self._ref_fields)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            what = f"issue {issue.get('key', '(no key)')}: {type(exc).__name__}: {exc}"
+            raise wrong_shape("Jira", self._current, what) from None
 
     def _search_api(self) -> SearchApi:
         """Cloud or Server/Data Center, from serverInfo's deploymentType (asked once per connector)."""
@@ -210,10 +233,13 @@ class JiraConnector:
 
     def _status_categories(self, api: SearchApi) -> dict[str, str]:
         """Status id -> statusCategory.key for every status of the site (names are never compared)."""
-        statuses = self._get(api.statuses)
-        return {
-            str(s["id"]): str((s.get("statusCategory") or {}).get("key") or "undefined") for s in statuses
-        }
+        statuses = self._get(api.statuses, expect=list)
+        try:
+            return {
+                str(s["id"]): str((s.get("statusCategory") or {}).get("key") or "undefined") for s in statuses
+            }
+        except (KeyError, TypeError, AttributeError):
+            raise wrong_shape("Jira", api.statuses, "a status without an id") from None
 
     def _search(self, jql: str) -> Iterator[list[dict[str, Any]]]:
         """The search's pages of issues, with changelogs."""
@@ -241,7 +267,7 @@ class JiraConnector:
         token: str | None = None
         while True:
             body = self._get(self._api.path, {**params, **({"nextPageToken": token} if token else {})})
-            issues = body.get("issues") or []
+            issues = self._issues(body)
             yield issues
             token = body.get("nextPageToken")
             if body.get("isLast", token is None) or not token or not issues:
@@ -253,7 +279,7 @@ class JiraConnector:
         start = 0
         while True:
             body = self._get(self._api.path, {**params, "startAt": start})
-            issues = body.get("issues") or []
+            issues = self._issues(body)
             yield issues
             start += len(issues)
             if not issues or start >= int(body.get("total") or 0):
@@ -349,5 +375,6 @@ def make_jira(config: Config) -> JiraConnector | None:
         token=read_secret(jira.token_env, "incidents.jira.token_env"),
         horizon=horizon,
         timeout=jira.timeout,
+        page_size=PAGE_SIZE,
         ref_fields=getattr(jira, "ref_fields", ()),
     )

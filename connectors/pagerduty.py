@@ -11,7 +11,13 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from connectors.base import Cursors, read_secret
-from connectors.http import RetryingSession, describe_request_error, retrying_session
+from connectors.http import (
+    RetryingSession,
+    describe_request_error,
+    json_answer,
+    retrying_session,
+    wrong_shape,
+)
 from models.records import Page, RawObject, Row
 
 if TYPE_CHECKING:
@@ -113,8 +119,8 @@ class PagerDutyConnector:
     def describe_error(self, exc: BaseException) -> str:
         """One line naming the cause, never containing the token."""
         return (
-            describe_request_error(exc, "PagerDuty", self._url)
-            or f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            describe_request_error(exc, "PagerDuty", self._url, self._current)
+            or f"{type(exc).__name__} for {self._current}: {str(exc).splitlines()[0] if str(exc) else ''}"
         )
 
     def pages(self, scope: str, cursors: Cursors) -> Iterator[Page]:
@@ -140,9 +146,10 @@ class PagerDutyConnector:
                     yield page
         for incident_id in sorted(open_ids - seen):
             page = Page(SOURCE, scope, STREAM)
-            self._add(
-                page, scope, self._get(ENDPOINTS["incident"].format(id=incident_id))["incident"], open_ids
-            )
+            body = self._get(ENDPOINTS["incident"].format(id=incident_id))
+            if not isinstance(body.get("incident"), dict):
+                raise wrong_shape("PagerDuty", self._current, "no 'incident' object")
+            self._add(page, scope, body["incident"], open_ids)
             yield page
         new_state = {"since": newest.isoformat(), "open": sorted(open_ids)}
         if new_state != state:
@@ -151,18 +158,21 @@ class PagerDutyConnector:
     # -- requests -----------------------------------------------------------------------------------
 
     def _get(self, path: str, params: dict[str, Any] | None = None) -> Any:
-        """GET a JSON answer, raising HTTPError on an error status."""
+        """GET a JSON object: HTTPError on an error status, MalformedAnswer on a body that is no JSON object
+        (an HTML login page, a cut body, another shape)."""
         self._current = path
         response = self._session.get(self._url + path, params=params)
         response.raise_for_status()
-        return response.json()
+        return json_answer(response, "PagerDuty")
 
     def _paged(self, path: str, key: str, params: dict[str, Any]) -> Iterator[list[dict[str, Any]]]:
         """Every page of a list endpoint: offset / limit until `more` is false."""
         offset = 0
         while True:
             body = self._get(path, {**params, "limit": self._page_size, "offset": offset})
-            items = body.get(key) or []
+            items = body.get(key)
+            if not isinstance(items, list) or not all(isinstance(i, dict) and i.get("id") for i in items):
+                raise wrong_shape("PagerDuty", path, f"no '{key}' list of objects with ids")
             yield items
             offset += len(items)
             if not body.get("more") or not items:
@@ -188,9 +198,16 @@ class PagerDutyConnector:
     def _add(self, page: Page, scope: str, incident: dict[str, Any], open_ids: set[str]) -> dt.datetime:
         """Add one incident (and its log entries, once it was acknowledged or resolved) to the page."""
         incident_id = str(incident["id"])
+        if incident.get("status") not in STATUS_CATEGORIES or not incident.get("created_at"):
+            raise wrong_shape("PagerDuty", self._current, f"incident {incident_id} without a known status "
+                              "or created_at")
         # a triggered incident has no acknowledgement or resolution to read from its log yet
         entries = self._log_entries(incident_id) if incident.get("status") != "triggered" else []
-        record, changes = incident_rows(incident, entries)
+        try:
+            record, changes = incident_rows(incident, entries)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise wrong_shape("PagerDuty", self._current, f"incident {incident_id}: {type(exc).__name__}: "
+                              f"{exc}") from None
         page.raw.append(RawObject("incident", incident_id, incident, scope))
         page.raw.extend(RawObject("log_entry", f"{incident_id}/{e['id']}", e, scope) for e in entries)
         page.add("incident_records", record)
@@ -289,4 +306,6 @@ def make_pagerduty(config: Config) -> PagerDutyConnector | None:
         if config.github is not None
         else (dt.datetime.now(dt.UTC) - dt.timedelta(days=90))
     )
-    return PagerDutyConnector(pd.service_ids, token=token, url=pd.url, horizon=horizon, timeout=pd.timeout)
+    return PagerDutyConnector(
+        pd.service_ids, token=token, url=pd.url, horizon=horizon, timeout=pd.timeout, page_size=PAGE_SIZE
+    )
