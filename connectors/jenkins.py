@@ -10,15 +10,19 @@ import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Protocol
-from urllib.parse import urlsplit, urlunsplit
 
 import jenkins
 import requests
-import urllib3
-from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
 
 from connectors.base import Cursors, read_secret
+from connectors.http import (
+    RETRY_STATUSES,
+    CountingAdapter,
+    RequestCount,
+    counting_retry,
+    is_timeout,
+    safe_url,
+)
 from models.records import Page, RawObject, Row
 
 log = logging.getLogger(__name__)
@@ -85,47 +89,6 @@ class CollectError(RuntimeError):
     """A configured name that cannot be collected (e.g. a plain folder); str() is one line."""
 
 
-class _CountingRetry(Retry):
-    """urllib3 Retry that counts the attempts it re-sends: a retry is an HTTP request too."""
-
-    def __init__(self, *args: Any, tally: list[int] | None = None, **kwargs: Any) -> None:
-        self.tally = tally if tally is not None else [0]
-        super().__init__(*args, **kwargs)
-
-    def new(self, **kwargs: Any) -> _CountingRetry:
-        kwargs["tally"] = self.tally
-        return super().new(**kwargs)
-
-    def increment(self, *args: Any, **kwargs: Any) -> Retry:
-        retry = super().increment(*args, **kwargs)  # raises when exhausted: then nothing is re-sent
-        self.tally[0] += 1
-        return retry
-
-
-class _CountingAdapter(HTTPAdapter):
-    """Counts requests (retries through _CountingRetry) and remembers the last answer's status line.
-
-    Why an adapter: python-jenkins offers no request hook, and its own retrying adapter is mounted on the
-    bare scheme ('http'), which requests never selects because the default 'http://' adapter matches first,
-    so its `retries` has no effect. Mounted on 'http://' and 'https://', this one both counts and retries.
-    """
-
-    def __init__(self, retries: int, tally: list[int]) -> None:
-        self.tally = tally
-        self.last_status: tuple[int, str] | None = None
-        retry = _CountingRetry(total=retries, connect=retries, read=retries, status=retries,
-                               backoff_factor=0.5, status_forcelist=(502, 503, 504),
-                               allowed_methods=frozenset({"GET"}), raise_on_status=False, tally=tally)
-        super().__init__(max_retries=retry)
-
-    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
-        self.tally[0] += 1
-        self.last_status = None
-        response = super().send(request, *args, **kwargs)
-        self.last_status = (response.status_code, response.reason or "")
-        return response
-
-
 def _ts(millis: Any) -> dt.datetime | None:
     """Jenkins epoch milliseconds as an aware UTC datetime (exact: no float rounding)."""
     if millis is None:
@@ -149,13 +112,6 @@ def _repo_of_url(url: str, repos: Iterable[str]) -> str | None:
         if tail.endswith("/" + repo.lower()):
             return repo
     return None
-
-
-def _safe_url(url: str) -> str:
-    """The server URL without any user:password@ part, for messages."""
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(netloc=parts.hostname + (f":{parts.port}" if parts.port else ""))) \
-        if parts.hostname else url
 
 
 def _actions(build: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -217,13 +173,16 @@ class JenkinsConnector:
         self._known = list(dict.fromkeys([*(r for r in [repo] if r), *self._repos.values(), *known_repos]))
         self._sha_parameter = sha_parameter
         self._timeout = timeout
-        self._tally = [0]
+        self._retries = retries
         # python-jenkins needs both or neither; an anonymous client sends no Authorization header
         self._jenkins = jenkins.Jenkins(self._url, username=user if token else None,
                                         password=token if user else None, timeout=timeout, retries=retries)
-        self._adapter = _CountingAdapter(retries, self._tally)
+        # The retry policy of every source (connectors/http.py), counted. python-jenkins offers no request
+        # hook, and its own retrying adapter is mounted on the bare scheme ('http'), which requests never
+        # selects because the default 'http://' adapter matches first, so its `retries` has no effect.
+        self._adapter = CountingAdapter(counting_retry(retries, count=RequestCount()))
         for prefix in ("http://", "https://"):
-            self._jenkins._session.mount(prefix, self._adapter)  # see _CountingAdapter for why
+            self._jenkins._session.mount(prefix, self._adapter)
         self._shas: dict[tuple[str, int], str | None] = {}
         self._current = "the server"
         self.warnings: list[str] = []
@@ -236,7 +195,7 @@ class JenkinsConnector:
     @property
     def requests_made(self) -> int:
         """HTTP requests sent by this connector, retries included."""
-        return self._tally[0]
+        return self._adapter.count.value
 
     @property
     def rate_limit_remaining(self) -> int | None:
@@ -245,34 +204,62 @@ class JenkinsConnector:
 
     def describe_error(self, exc: BaseException) -> str:
         """One line naming the cause, for logs and the run table (never a credential)."""
-        server, where = _safe_url(self._url), self._current
-        status = self._adapter.last_status
+        server, where = safe_url(self._url), self._current
+        answer = self._adapter.last_answer
+        if self._html_page(exc) and answer is not None:
+            return (f"Jenkins at {server} answered an HTML page, not JSON, for {where} ({answer.path}): "
+                    "wrong credentials or a login redirect?")
         if isinstance(exc, jenkins.NotFoundException):
             return f"Jenkins answered 404 Not Found for {where} (deleted, renamed or not visible)"
-        if isinstance(exc, jenkins.TimeoutException) or _is_timeout(exc):
+        if isinstance(exc, jenkins.TimeoutException) or is_timeout(exc):
             return f"Jenkins at {server} did not answer {where} within {self._timeout:g}s (timeout)"
         if isinstance(exc, requests.exceptions.ConnectionError):
             return f"cannot connect to Jenkins at {server} ({where})"
         if isinstance(exc, CollectError):
             return str(exc)
-        if isinstance(exc, jenkins.JenkinsException) and "Could not parse JSON" in str(exc):
+        if _unparsable(exc):
             return f"malformed JSON from Jenkins at {server} for {where}"
-        if status is not None and status[0] in (401, 403):
-            return f"Jenkins at {server} rejected the credentials ({status[0]} {status[1]}) for {where}"
-        if status is not None and status[0] >= 400:
-            return f"Jenkins answered {status[0]} {status[1]} for {where}"
+        if answer is not None and answer.status in (401, 403):
+            return f"Jenkins at {server} rejected the credentials ({answer.status} {answer.reason}) for {where}"
+        if answer is not None and answer.status >= 400:
+            tries = self._retries
+            again = f" (still after {tries} {'retry' if tries == 1 else 'retries'})" \
+                if answer.status in RETRY_STATUSES and tries else ""
+            return f"Jenkins answered {answer.status} {answer.reason} for {where}{again}"
         if isinstance(exc, KeyError | TypeError | ValueError):
             return f"malformed Jenkins payload for {where}: {type(exc).__name__}: {exc}"
         text = str(exc).splitlines()[0] if str(exc) else ""
         return f"{type(exc).__name__} for {where}: {text[:200]}"
 
-    def pages(self, scope: str, cursors: Cursors) -> Iterator[Page]:
-        """New and still-running builds of one job, newest first, 100 per request; cursor on the last page.
+    def prepare(self, cursors: Cursors) -> Iterator[Page]:
+        """Ask for the CSRF crumb before any job (python-jenkins' first request anyway, so it costs nothing):
+        a server that rejects the credentials or answers a login page ends the run with one line, not one a job."""
+        self._current = "the crumb issuer"
+        self._jenkins.maybe_add_crumb(requests.Request("GET", self._url))
+        yield from ()
 
-        The cursor holds the highest finished build number and the numbers still building: the walk stops
-        once it reaches the lowest of those, and running builds are fetched again until they finish.
+    def pages(self, scope: str, cursors: Cursors) -> Iterator[Page]:
+        """New and still-running builds of one job, newest first, 100 per request; each page moves the cursor.
+
+        The cursor {"job", "last", "running"} holds the highest finished build number and the numbers still
+        building: a pass walks down to the lowest of those, and running builds are fetched again until they
+        finish. A page stored mid-pass adds "pass": {"high", "low", "running"} (the pass's highest finished
+        number, the lowest number it stored, its running builds): a restarted pass skips every number from
+        `low` up, finishes the old walk and ends with the plain cursor whose `last` is that high-water mark,
+        so builds started meanwhile belong to the next pass and no cursor claims a build not yet stored.
+
+        A finished pipeline build whose wfapi/describe answers 404 (deleted since the listing, or a job
+        without a stage view) is stored as listed, without stages: it ran, and vsm keeps history the API
+        drops; retrying the page would lose the build for good once Jenkins no longer lists it.
         """
-        raw_cursor = cursors.get((scope, STREAM))
+        try:
+            yield from self._walk(scope, cursors.get((scope, STREAM)))
+        except Exception as exc:
+            self._mark_passing(exc)
+            raise
+
+    def _walk(self, scope: str, raw_cursor: str | None) -> Iterator[Page]:
+        """One pass over a job's builds from a stored cursor (see `pages`)."""
         try:
             job, data = self._open(scope)
         except jenkins.NotFoundException:
@@ -286,32 +273,53 @@ class JenkinsConnector:
             state = {"job": job, "last": 0, "running": []}
         last, running = int(state["last"]), {int(n) for n in state["running"]}
         floor = min(running | {last})
-        new_last, still_running, start = last, [], 0
+        unfinished = state.get("pass") or {}
+        high = int(unfinished.get("high", last))
+        low: int | None = None if unfinished.get("low") is None else int(unfinished["low"])
+        still_running = {int(n) for n in unfinished.get("running") or []}
+        start = 0
         while True:
             builds = [b for b in data.get("allBuilds") or [] if isinstance(b, dict) and "number" in b]
             page = Page(SOURCE, scope, STREAM)
             for build in builds:
                 number = int(build["number"])
-                if number <= last and number not in running:
-                    continue
+                if (number <= last and number not in running) or (low is not None and number >= low):
+                    continue  # collected by an earlier pass, or already by this one
                 if build.get("building"):
-                    still_running.append(number)
+                    still_running.add(number)
                 else:
-                    new_last = max(new_last, number)
+                    high = max(high, number)
                 self._add_build(page, scope, job, build)
+                low = number if low is None else min(low, number)
             numbers = [int(b["number"]) for b in builds]
             oldest_kept = (data.get("firstBuild") or {}).get("number")
             if len(builds) < PAGE_SIZE or min(numbers) <= floor or min(numbers) == oldest_kept:
-                cursor = json.dumps({"job": job, "last": new_last, "running": sorted(still_running)})
+                cursor = json.dumps({"job": job, "last": high, "running": sorted(still_running)})
                 if cursor != raw_cursor:
                     page.cursor = cursor
                 if page.rows or page.cursor:
                     yield page
                 return
             if page.rows:
+                page.cursor = json.dumps({"job": job, "last": last, "running": sorted(running), "pass": {
+                    "high": high, "low": low, "running": sorted(still_running)}})
                 yield page
             start += PAGE_SIZE
             data = self._list(job, start)
+
+    def _html_page(self, exc: BaseException) -> bool:
+        """Whether a failure was a successful answer carrying an HTML page (a login page, an SSO redirect)."""
+        answer = self._adapter.last_answer
+        return answer is not None and answer.status < 300 and answer.is_html and _unparsable(exc)
+
+    def _mark_passing(self, exc: BaseException) -> None:
+        """Tell the pipeline's scope restarts (exc.passing) whether another try may help: timeouts and
+        statuses worth a retry may, a login page never; anything else the pipeline judges itself."""
+        answer = self._adapter.last_answer
+        retryable = answer is not None and answer.status in RETRY_STATUSES and \
+            isinstance(exc, jenkins.JenkinsException | requests.exceptions.HTTPError)
+        if self._html_page(exc) or isinstance(exc, jenkins.TimeoutException) or retryable:
+            exc.passing = not self._html_page(exc)  # type: ignore[attr-defined]
 
     # -- fetching -----------------------------------------------------------------------------------
     def _list(self, job: str, start: int) -> dict[str, Any]:
@@ -489,14 +497,10 @@ def _add_normalised(page: Page, row: Row) -> None:
                                "finished_at": row["finished_at"], "status": status})
 
 
-def _is_timeout(exc: BaseException) -> bool:
-    """Whether a requests error was a read or connect timeout (retries wrap it in MaxRetryError)."""
-    if isinstance(exc, requests.exceptions.Timeout):
-        return True
-    reason = getattr(exc.args[0], "reason", None) if exc.args else None
-    # urllib3 derives "connection refused" (NewConnectionError) from its connect-timeout error
-    return isinstance(reason, urllib3.exceptions.TimeoutError) and \
-        not isinstance(reason, urllib3.exceptions.NewConnectionError)
+def _unparsable(exc: BaseException) -> bool:
+    """Whether python-jenkins failed to parse an answer as JSON (its own message, or the crumb's ValueError)."""
+    return isinstance(exc, json.JSONDecodeError) or \
+        (isinstance(exc, jenkins.JenkinsException) and "Could not parse JSON" in str(exc))
 
 
 def make_connector(config: JenkinsSettings, env: Mapping[str, str] = os.environ,

@@ -226,6 +226,46 @@ def test_incremental_collect_fetches_new_builds_and_refetches_running_ones(
         assert snapshot(fresh) == incremental
 
 
+def test_a_pass_cut_mid_job_resumes_after_its_last_stored_page_and_loses_nothing(
+        tmp_path: Path, jsim: JenkinsSimulator, jworld: JenkinsWorld) -> None:
+    ci = jworld.jobs[CI]
+    # a moment when a CI build runs and the job lists over 100 builds: a pass needs two listing pages
+    t1 = next(b.started_at + dt.timedelta(seconds=1) for b in ci.builds
+              if 100 < len(ci.visible(b.started_at)) < 190 and b.running_at(b.started_at + dt.timedelta(seconds=1)))
+    listed = ci.visible(t1)
+    running = [b.number for b in listed if b.running_at(t1)]
+    jsim.clock = t1
+    jsim.inject_fault(r"allBuilds.*%7B100,200%7D", 503, times=2)  # the second page, and its one retry
+    conn = connector(jsim, jworld, jobs=[CI], deploy_jobs={})
+    with Store(tmp_path / "vsm.duckdb") as store:
+        cut = collect(conn, store)
+        assert len(cut.errors) == 1 and "503" in cut.errors[0]
+        state = json.loads(store.cursors("jenkins")[(CI, "builds")])
+        stored = {n for (n,) in store.query("SELECT number FROM jenkins_builds")[1]}
+        # the first page is stored with a cursor that claims exactly what it holds
+        assert stored == {b.number for b in listed[:100]}
+        assert (state["last"], state["running"]) == (0, [])
+        assert state["pass"] == {"high": max(n for n in stored if n not in running), "low": min(stored),
+                                 "running": running}
+        jsim.clock = WORLD_END  # builds started meanwhile, the running one finished
+        start = len(jsim.request_log)
+        resumed = collect(connector(jsim, jworld, jobs=[CI], deploy_jobs={}), store)
+        assert resumed.errors == []
+        # the old pass is finished: no stored build is fetched again, none started since is taken yet
+        assert wfapi(jsim, start) == {(path(CI), b.number) for b in listed[100:] if b.kind == PIPELINE}
+        assert {n for (n,) in store.query("SELECT number FROM jenkins_builds")[1]} == {b.number for b in listed}
+        assert json.loads(store.cursors("jenkins")[(CI, "builds")]) == {
+            "job": CI, "last": state["pass"]["high"], "running": running}
+        start = len(jsim.request_log)
+        assert collect(connector(jsim, jworld, jobs=[CI], deploy_jobs={}), store).errors == []
+        newer = {b.number for b in ci.visible(WORLD_END)} - {b.number for b in listed}
+        assert newer and wfapi(jsim, start) == {(path(CI), n) for n in newer | set(running)}
+        incremental = snapshot(store)
+    with Store(tmp_path / "fresh.duckdb") as fresh:
+        assert collect(connector(jsim, jworld, jobs=[CI], deploy_jobs={}), fresh).errors == []
+        assert snapshot(fresh) == incremental
+
+
 def test_an_upstream_sha_is_fetched_when_the_upstream_job_is_not_collected(
         tmp_path: Path, jsim: JenkinsSimulator, jworld: JenkinsWorld) -> None:
     conn = connector(jsim, jworld, jobs=[], deploy_jobs={PROD: "production"})
@@ -305,12 +345,14 @@ def test_a_deleted_job_is_a_warning_and_the_others_still_collect(tmp_path: Path,
 # -- failures ----------------------------------------------------------------------------------------------
 def test_a_server_error_is_one_line_and_the_other_jobs_collect(tmp_path: Path, jsim: JenkinsSimulator,
                                                                jworld: JenkinsWorld) -> None:
-    jsim.inject_fault(r"^/job/petclinic/job/build/api/json", 500, body="<html><body>java.lang.NullPointer"
-                      "Exception\n\tat hudson.model.Job</body></html>")
+    # the try and its one retry both fail: the retry policy cannot help, the job ends with one line
+    jsim.inject_fault(r"^/job/petclinic/job/build/api/json", 500, times=2, body="<html><body>java.lang."
+                      "NullPointerException\n\tat hudson.model.Job</body></html>")
     with Store(tmp_path / "vsm.duckdb") as store:
         run = collect(connector(jsim, jworld), store)
         jobs = {j for (j,) in store.query("SELECT DISTINCT job FROM jenkins_builds")[1]}
-    assert run.errors == [f"{CI}: Jenkins answered 500 Internal Server Error for builds 0-99 of job {CI}"]
+    assert run.errors == [(f"{CI}: Jenkins answered 500 Internal Server Error for builds 0-99 of job {CI} "
+                           "(still after 1 retry)")]
     assert jobs == {VETS_MAIN, STAGING, PROD}
     assert run.requests == len(jsim.request_log)
 
@@ -349,7 +391,8 @@ def test_an_unreachable_server_is_one_line(tmp_path: Path, jworld: JenkinsWorld)
 
 def test_malformed_json_is_one_line(tmp_path: Path, jsim: JenkinsSimulator, jworld: JenkinsWorld) -> None:
     number = jworld.jobs[VETS_MAIN].builds[-1].number
-    jsim.inject_fault(rf"/vets-service/job/main/{number}/wfapi", 200, body='{"stages": [{"id": ')
+    jsim.inject_fault(rf"/vets-service/job/main/{number}/wfapi", 200, body='{"stages": [{"id": ',
+                      headers={"Content-Type": "application/json;charset=utf-8"})  # a JSON body cut short
     conn = connector(jsim, jworld, jobs=[VETS_MAIN], deploy_jobs={})
     with Store(tmp_path / "vsm.duckdb") as store:
         run = collect(conn, store)
