@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from collector.scope_retry import MAX_RESTARTS, SCOPE_RESTARTS, CursorBook, is_passing, restart_pause
 from collector.store import Store
 from collector.terminal import Progress
 from connectors.base import Connector, Cursors
@@ -23,7 +24,7 @@ from models.records import Page
 log = logging.getLogger(__name__)
 
 # pages waiting for the writer, per worker: enough to keep both sides busy, small enough for memory
-PAGES_PER_WORKER = 4
+PAGES_PER_WORKER = 1
 
 
 @dataclass
@@ -34,18 +35,29 @@ class _Done:
     error: str | None = None
 
 
-def collect_concurrently(connector: Connector, scopes: Iterable[str], cursors: Cursors, store: Store,
+@dataclass
+class _Failed:
+    """A worker's scope failed for a reason that may pass: the writer decides whether it starts again."""
+
+    scope: str
+    error: str
+
+
+def collect_concurrently(connector: Connector, scopes: Iterable[str], book: CursorBook, store: Store,
                          workers: int, on_written: Callable[[str, Page, int], None],
                          stop: threading.Event | None = None) -> dict[str, str | None]:
     """Fetch every scope with up to `workers` threads, store each page on this thread as it arrives.
 
+    A scope failing for a passing reason is started again from the cursors of its stored pages once the
+    writer has stored every page it fetched before failing (collector/scope_retry.py).
     Returns each scope's outcome: None when it completed, else its error line (or why it stopped).
     """
     pending = list(scopes)
-    handoff: queue.Queue[tuple[str, Page] | _Done] = queue.Queue(maxsize=max(1, workers) * PAGES_PER_WORKER)
+    handoff: queue.Queue[tuple[str, Page] | _Done | _Failed] = queue.Queue(
+        maxsize=max(1, workers) * PAGES_PER_WORKER)
     halt = threading.Event()  # set when the caller asks to stop: workers end after the page in hand
 
-    def put(item: tuple[str, Page] | _Done) -> bool:
+    def put(item: tuple[str, Page] | _Done | _Failed) -> bool:
         while not halt.is_set():
             try:
                 handoff.put(item, timeout=0.2)
@@ -54,8 +66,8 @@ def collect_concurrently(connector: Connector, scopes: Iterable[str], cursors: C
                 continue
         return False
 
-    def fetch(scope: str) -> None:
-        if halt.is_set():
+    def fetch(scope: str, cursors: Cursors, pause: float = 0.0) -> None:
+        if halt.wait(pause) or halt.is_set():
             return
         try:
             for page in connector.pages(scope, cursors):
@@ -63,17 +75,31 @@ def collect_concurrently(connector: Connector, scopes: Iterable[str], cursors: C
                     return
             put(_Done(scope))
         except Exception as exc:  # noqa: BLE001 - one failing scope must not stop the others
-            put(_Done(scope, connector.describe_error(exc)))
+            error = connector.describe_error(exc)
+            put(_Failed(scope, error) if is_passing(exc) else _Done(scope, error))
 
     outcome: dict[str, str | None] = {}
+    in_a_row: dict[str, int] = {}
+    restarts: dict[str, int] = {}
     progress = Progress(f"{connector.source}")
     rows = 0
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix=f"{connector.source}-fetch") as pool:
         for scope in pending:
-            pool.submit(fetch, scope)
+            pool.submit(fetch, scope, book.snapshot())
         try:
             while len(outcome) < len(pending):
                 item = handoff.get()
+                if isinstance(item, _Failed):
+                    # every page the worker fetched before failing is stored by now (the queue keeps order)
+                    again, total = in_a_row.get(item.scope, 0) + 1, restarts.get(item.scope, 0) + 1
+                    if again > SCOPE_RESTARTS or total > MAX_RESTARTS:
+                        outcome[item.scope] = item.error
+                        continue
+                    in_a_row[item.scope], restarts[item.scope] = again, total
+                    log.warning("%s %s: %s; starting it again from its last stored page (restart %d of %d)",
+                                connector.source, item.scope, item.error, again, SCOPE_RESTARTS)
+                    pool.submit(fetch, item.scope, book.snapshot(), restart_pause(again))
+                    continue
                 if isinstance(item, _Done):
                     outcome[item.scope] = item.error
                     if item.error is None:
@@ -82,6 +108,8 @@ def collect_concurrently(connector: Connector, scopes: Iterable[str], cursors: C
                     continue
                 scope, page = item
                 written = store.write_page(page)
+                book.written(page)
+                in_a_row[scope] = 0
                 rows += written
                 on_written(scope, page, written)
                 progress.update(f"{len(outcome)}/{len(pending)} done, {rows} rows, "

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from collector.config import Config, parse_duration, secret
 from collector.fanout import collect_concurrently
+from collector.scope_retry import MAX_RESTARTS, SCOPE_RESTARTS, CursorBook, is_passing, restart_pause
 from collector.store import Store
 from collector.terminal import Progress
 from connectors.base import Connector
@@ -113,21 +114,22 @@ def _collect_source(name: str, make: Callable[[], Connector | None], store: Stor
     try:
         connector = make()
         if connector is not None:
-            cursors = store.cursors(name)
+            book = CursorBook(store.cursors(name))
             prepare = getattr(connector, "prepare", None)  # e.g. GitHub expands `owner/*` patterns first
             if callable(prepare):
-                for page in prepare(cursors):
+                for page in prepare(book.snapshot()):
                     store.write_page(page)
+                    book.written(page)
             workers = int(getattr(connector, "concurrency", 1))
             scopes = connector.scopes()
             if workers > 1 and len(scopes) > 1:
-                _collect_scopes_at_once(connector, scopes, cursors, store, result, workers, stop)
+                _collect_scopes_at_once(connector, scopes, book, store, result, workers, stop)
             else:
                 for scope in scopes:
                     if stop is not None and stop.is_set():
                         result.errors.append("stopped before all scopes were collected")
                         break
-                    _collect_scope(connector, scope, cursors, store, result, stop)
+                    _collect_scope(connector, scope, book, store, result, stop)
     except Exception as exc:  # noqa: BLE001 - a source that cannot even start must not stop the others
         message = connector.describe_error(exc) if connector else f"{type(exc).__name__}: {exc}"
         result.errors.append(message)
@@ -139,7 +141,7 @@ def _collect_source(name: str, make: Callable[[], Connector | None], store: Stor
     return result
 
 
-def _collect_scopes_at_once(connector: Connector, scopes: list[str], cursors: dict[tuple[str, str], str],
+def _collect_scopes_at_once(connector: Connector, scopes: list[str], book: CursorBook,
                             store: Store, result: SourceResult, workers: int,
                             stop: threading.Event | None = None) -> None:
     """Scopes fetched by a pool of `workers` threads, their pages stored here, one failure per scope."""
@@ -148,37 +150,53 @@ def _collect_scopes_at_once(connector: Connector, scopes: list[str], cursors: di
         if rows:
             log.debug("%s %s %s: +%d rows", connector.source, scope, page.stream, rows)
 
-    for scope, error in collect_concurrently(connector, scopes, cursors, store, workers, written, stop).items():
+    for scope, error in collect_concurrently(connector, scopes, book, store, workers, written, stop).items():
         if error is not None:
             result.errors.append(f"{scope}: {error}")
             log.error("%s %s: %s", connector.source, scope, error)
 
 
-def _collect_scope(connector: Connector, scope: str, cursors: dict[tuple[str, str], str], store: Store,
-                   result: SourceResult, stop: threading.Event | None = None) -> None:
-    """One scope (repo, job): store each page as it arrives; on failure keep what was stored."""
+def _collect_scope(connector: Connector, scope: str, book: CursorBook, store: Store, result: SourceResult,
+                   stop: threading.Event | None = None) -> None:
+    """One scope (repo, job): store each page as it arrives; on failure keep what was stored.
+
+    A passing failure (network, 5xx, a cut body) restarts the scope from the cursors of the pages
+    stored so far (collector/scope_retry.py) before the scope is declared failed.
+    """
     source = connector.source
     scope_items = 0
     progress = Progress(f"{source} {scope}")
-    try:
-        for page in connector.pages(scope, cursors):
-            written = store.write_page(page)
-            scope_items += written
-            result.items += written
-            if written:
-                progress.update(f"{page.stream}: {scope_items} rows, {connector.requests_made} requests")
-                log.debug("%s %s %s: +%d rows (%d requests so far)", source, scope, page.stream, written,
-                          connector.requests_made)
-            if stop is not None and stop.is_set():
-                result.errors.append(f"{scope}: stopped after a stored page; the next run resumes")
-                log.warning("%s %s: stopping after the stored page (shutdown requested)", source, scope)
-                return
-    except Exception as exc:  # noqa: BLE001 - one failing scope (repo, job) must not stop the others
-        progress.close()
-        message = f"{scope}: {connector.describe_error(exc)}"
-        result.errors.append(message)
-        log.error("%s %s", source, message)
-        return
+    in_a_row = restarts = 0
+    while True:
+        try:
+            for page in connector.pages(scope, book.snapshot()):
+                written = store.write_page(page)
+                book.written(page)
+                in_a_row = 0
+                scope_items += written
+                result.items += written
+                if written:
+                    progress.update(f"{page.stream}: {scope_items} rows, {connector.requests_made} requests")
+                    log.debug("%s %s %s: +%d rows (%d requests so far)", source, scope, page.stream, written,
+                              connector.requests_made)
+                if stop is not None and stop.is_set():
+                    result.errors.append(f"{scope}: stopped after a stored page; the next run resumes")
+                    log.warning("%s %s: stopping after the stored page (shutdown requested)", source, scope)
+                    return
+            break
+        except Exception as exc:  # noqa: BLE001 - one failing scope (repo, job) must not stop the others
+            message = f"{scope}: {connector.describe_error(exc)}"
+            if is_passing(exc) and in_a_row < SCOPE_RESTARTS and restarts < MAX_RESTARTS \
+                    and not (stop is not None and stop.is_set()):
+                in_a_row, restarts = in_a_row + 1, restarts + 1
+                log.warning("%s %s; starting %s again from its last stored page (restart %d of %d)", source,
+                            message, scope, in_a_row, SCOPE_RESTARTS)
+                time.sleep(restart_pause(in_a_row))
+                continue
+            progress.close()
+            result.errors.append(message)
+            log.error("%s %s", source, message)
+            return
     progress.close()
     log.info("%s %s: done, %d rows, %d requests so far", source, scope, scope_items, connector.requests_made)
 

@@ -13,15 +13,20 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
-from github import Auth, Github, GithubException, GithubRetry
+from github import Auth, Consts, Github, GithubException, GithubRetry
+from github.Commit import Commit
+from github.Deployment import Deployment
 from github.GithubException import BadCredentialsException, RateLimitExceededException, UnknownObjectException
 from github.GithubObject import GithubObject
+from github.PaginatedList import PaginatedList
+from github.PullRequest import PullRequest
 from github.Repository import Repository
 
 from connectors.base import Cursors, request_tally
 from connectors.github_actions import PUSH_STREAM, push_run_pages, stream_name, workflow_pages
 from connectors.github_repos import OwnerListings, expand, is_pattern
 from connectors.http import describe_request_error
+from connectors.resume import checkpoint, open_walk
 from models.records import Page, RawObject, Row
 
 log = logging.getLogger(__name__)
@@ -30,6 +35,8 @@ SOURCE = "github"
 # where the ETag-cached listing of `owner/*` patterns is kept (a cursor of no repo)
 LISTING_SCOPE, LISTING_STREAM = "*", "repo-listing"
 PER_PAGE = 100
+# pull requests stored per transaction over REST (each costs three detail requests beside its list page)
+PULLS_PER_STORE = 5
 # Timeline events that matter for flow; comments, labels, commits etc. are not stored as events.
 FLOW_EVENTS = frozenset(
     {"ready_for_review", "convert_to_draft", "review_requested", "review_request_removed",
@@ -269,12 +276,18 @@ class GitHubConnector:
         listing with `since` would miss commits of a merged branch that were authored before the
         cursor, because GitHub filters `since` by commit date, not by when a commit joined the branch.
         """
-        state = json.loads(cursor) if cursor else None
+        done, resume = open_walk(cursor, "rest")
+        state = json.loads(done) if done else None
         seen: dict[str, Row] = {}
         parents_of: set[str] = set()
+        head: str | None = resume["head"] if resume else None
+        number = int(resume["at"]) if resume else 1
         try:
-            if state is None:
-                commits: Iterable[Any] = repo.get_commits(sha=repo.default_branch, since=self._horizon)
+            if state is None and resume is not None:  # an unfinished first walk goes on from its pinned head
+                commits: Iterable[Any] = listing(repo, Commit, "commits", {"sha": json.loads(head or "{}")["head"],
+                                                 "since": _iso(self._horizon)}, number)
+            elif state is None:
+                commits = repo.get_commits(sha=repo.default_branch, since=self._horizon)
             else:
                 commits = self._commits_since_head(repo, scope, state)
             for batch in _batches(commits):
@@ -289,13 +302,18 @@ class GitHubConnector:
                         page.add("commit_parents", {"repo": scope, "sha": data["sha"], "parent_index": index,
                                                     "parent_sha": parent["sha"]})
                     page.raw.append(RawObject("commit", f"{scope}@{data['sha']}", data, scope))
+                number += 1
+                if state is None:  # the first walk pins the head its first page showed, and can resume
+                    head = head or head_cursor(seen, parents_of, self._horizon)
+                    if head is not None:
+                        page.cursor = checkpoint(done, "rest", number, head=head)
                 yield page
         except GithubException as exc:
             # GitHub answers 409 "Git Repository is empty." for a repo without commits: nothing to sync
             if exc.status != 409:
                 raise
             log.info("github %s: repository is empty", scope)
-        cursor = head_cursor(seen, parents_of, self._horizon)
+        cursor = head if state is None else head_cursor(seen, parents_of, self._horizon)
         if cursor is not None:
             yield Page(SOURCE, scope, "commits", cursor=cursor)
 
@@ -318,26 +336,38 @@ class GitHubConnector:
 
         The list has no `since` filter, so it is walked by updated_at descending and stopped at the
         previous run's newest update. The boundary PR (equal updated_at) is fetched again on purpose:
-        an update in the same second as the previous listing must not be lost.
+        an update in the same second as the previous listing must not be lost. Each page stored before
+        the walk ends carries a checkpoint (connectors/resume.py), so a killed run goes on from there.
         """
-        stop_at = _ts(cursor) if cursor else self._horizon
-        newest: dt.datetime | None = None
-        pulls = repo.get_pulls(state="all", sort="updated", direction="desc")
+        done, resume = open_walk(cursor, "rest")
+        stop_at = _ts(done) if done else self._horizon
+        newest = _ts(resume["newest"]) if resume else None
+        number, skip = resume["at"] if resume else (1, 0)
+        pulls = listing(repo, PullRequest, "pulls", {"state": "all", "sort": "updated", "direction": "desc"}, number)
         for batch in _batches(pulls):
-            page = Page(SOURCE, scope, "pulls")
-            reached_cursor = False
-            for pull in batch:
-                data = _payload(pull)
-                updated = _ts(data["updated_at"])
-                if updated is None or updated < stop_at:
-                    reached_cursor = True
-                    break
-                newest = updated if newest is None else max(newest, updated)
-                self._add_pull(page, scope, pull, data)
-            if page.rows:
-                yield page
-            if reached_cursor:
-                break
+            # a PR costs three more requests: store every few, so a kill loses little of a list page's work
+            for offset in range(skip, max(len(batch), skip + 1), PULLS_PER_STORE):
+                page = Page(SOURCE, scope, "pulls")
+                reached_cursor = False
+                for pull in batch[offset:offset + PULLS_PER_STORE]:
+                    data = _payload(pull)
+                    updated = _ts(data["updated_at"])
+                    if updated is None or updated < stop_at:
+                        reached_cursor = True
+                        break
+                    newest = updated if newest is None else max(newest, updated)
+                    self._add_pull(page, scope, pull, data)
+                if reached_cursor:  # the walk is over: its newest update is the next walk's stop point
+                    page.cursor = _iso(newest) if newest is not None else None
+                elif newest is not None:
+                    after = offset + PULLS_PER_STORE
+                    at = [number, after] if after < len(batch) else [number + 1, 0]
+                    page.cursor = checkpoint(done, "rest", at, newest=_iso(newest))
+                if page.rows or page.cursor:
+                    yield page
+                if reached_cursor:
+                    return
+            number, skip = number + 1, 0
         if newest is not None:
             yield Page(SOURCE, scope, "pulls", cursor=_iso(newest))
 
@@ -384,19 +414,25 @@ class GitHubConnector:
         in the cursor and are re-polled, until settled or left behind for a week by a newer deployment
         to the same environment (an abandoned pipeline must not cost a request forever).
         """
-        state = json.loads(cursor) if cursor else {"max_id": 0, "open": [], "newest": {}}
+        done, resume = open_walk(cursor, "rest")
+        state = json.loads(done) if done else {"max_id": 0, "open": [], "newest": {}}
         max_id = int(state["max_id"])
         # entries written by the GraphQL transport also carry the node id: [id, created, environment, node]
         open_deployments = {int(i): (created, env) for i, created, env, *_node in state["open"]}
         newest: dict[str, str] = dict(state["newest"])
-        new_max = max_id
-        for batch in _batches(repo.get_deployments()):
+        new_max, number = max_id, 1
+        if resume is not None:  # an unfinished walk: what it had found, and the page after its last stored one
+            open_deployments.update((int(i), (created, env)) for i, created, env, *_node in resume["open"])
+            newest, new_max, number = dict(resume["newest"]), int(resume["new_max"]), int(resume["at"])
+        deployments = listing(repo, Deployment, "deployments", {}, number,
+                              headers={"Accept": Consts.deploymentEnhancementsPreview})
+        for batch in _batches(deployments):
             page = Page(SOURCE, scope, "deployments")
             reached_cursor = False
             for deployment in batch:
                 data = _payload(deployment)
                 deployment_id, created, env = int(data["id"]), data["created_at"], data.get("environment") or ""
-                if deployment_id <= max_id or (not cursor and _ts(created) < self._horizon):  # type: ignore[operator]
+                if deployment_id <= max_id or (done is None and _ts(created) < self._horizon):  # type: ignore[operator]
                     reached_cursor = True
                     break
                 new_max = max(new_max, deployment_id)
@@ -405,6 +441,11 @@ class GitHubConnector:
                 page.add("github_deployments", _deployment_row(scope, data))
                 if not self._add_statuses(page, scope, deployment_id, deployment.get_statuses()):
                     open_deployments[deployment_id] = (created, env)
+            number += 1
+            if not reached_cursor and page.rows:
+                fresh = [[i, c, e] for i, (c, e) in sorted(open_deployments.items()) if i > max_id]
+                page.cursor = checkpoint(done, "rest", number, new_max=new_max, open=fresh,
+                                         newest=dict(sorted(newest.items())))
             if page.rows:
                 yield page
             if reached_cursor:
@@ -425,7 +466,7 @@ class GitHubConnector:
             if left_behind < OPEN_DEPLOYMENT_MAX_AGE:
                 still_open.append((deployment_id, created, env))
         new_state = {"max_id": new_max, "open": still_open, "newest": dict(sorted(newest.items()))}
-        if new_state != state:
+        if new_state != state or resume is not None:
             yield Page(SOURCE, scope, "deployments", cursor=json.dumps(new_state))
 
     def _workflow_pages(self, workflow: str, repo: Repository, scope: str, cursor: str | None) -> Iterator[Page]:
@@ -447,6 +488,14 @@ class GitHubConnector:
             })
             settled = settled or item["state"] in SETTLED_STATES
         return settled
+
+
+def listing(repo: Repository, kind: type[T], path: str, params: dict[str, Any], page: int = 1,
+            headers: dict[str, str] | None = None) -> PaginatedList[T]:
+    """A REST list of the repo starting at `page` (1-based), following GitHub's Link headers from there."""
+    start = {"page": page} if page > 1 else {}
+    return PaginatedList(kind, repo.requester, f"{repo.url}/{path}", {**params, **start},  # type: ignore[arg-type]
+                         headers=headers)
 
 
 def head_cursor(seen: dict[str, Row], parents_of: set[str], horizon: dt.datetime) -> str | None:

@@ -22,6 +22,7 @@ from github.Repository import Repository
 from github.WorkflowJob import WorkflowJob
 
 from connectors.github_repos import NOT_MODIFIED, conditional_get, rest_items
+from connectors.resume import checkpoint, open_walk
 from models.records import Page, RawObject, Row
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,8 @@ WAITING = frozenset({"queued", "waiting", "requested", "pending"})
 RERUN_WINDOW = dt.timedelta(days=3)
 # The stream of runs of every workflow pushed to the default branch (no ci_workflows configured).
 PUSH_STREAM = "actions:push"
+# runs stored per transaction: each completed run costs a jobs request, so a kill loses little
+RUNS_PER_STORE = 5
 # The cursor's `etags` key of the runs list's first page (watched runs are keyed by their id).
 LIST_ETAG = "runs"
 
@@ -107,25 +110,31 @@ def _run_pages(repo: Repository, scope: str, stream: str, url: str, filters: dic
     updated_at, status and conclusion, and the ETags of the list's first page and of each watched run: an
     unchanged list or run answers 304 (free of quota) and costs nothing more.
     """
-    raw = json.loads(cursor) if cursor else None
-    state = _load(cursor)
+    done, resume = open_walk(cursor, "rest")
+    raw = json.loads(done) if done else None
+    state = _load(done)
     tags: dict[str, str] = dict(state["etags"]) if etags else {}
     since = _ts(state["created"]) if state["created"] else horizon
     max_id, newest = int(state["max_id"]), since
     watch: dict[int, tuple[int, str, str, str | None, str | None]] = {}
-    for entry in state["watch"]:
+    for entry in state["watch"] + (resume["watch"] if resume else []):
         run_id, attempt, updated, created, *rest = entry
         status, conclusion = (rest + [None, None])[:2]
         watch[int(run_id)] = (int(attempt), updated, created, status, conclusion)
+    new_max = max_id
+    # an unfinished walk stored the runs from its lowest id up: the list is read again, those are skipped
+    stored_from = int(resume["at"]) if resume else None
+    if resume is not None:
+        new_max, newest = int(resume["new_max"]), _ts(resume["newest"]) or newest
     new_tags: dict[str, str] = {}
     params = {"branch": repo.default_branch, **filters, "created": f">={_qualifier(since)}",
               "per_page": repo.requester.per_page}
     try:
-        code, headers, body = conditional_get(repo.requester, url, params, tags.get(LIST_ETAG))
+        code, headers, body = conditional_get(repo.requester, url, params,
+                                              tags.get(LIST_ETAG) if resume is None else None)
     except UnknownObjectException:
         log.warning("github %s: %s", scope, missing)
         return
-    new_max = max_id
     page = Page(SOURCE, scope, stream)
     if code == NOT_MODIFIED:  # no run was created or changed on the first page since the last sync
         new_tags[LIST_ETAG], listed = tags[LIST_ETAG], iter(())
@@ -133,16 +142,22 @@ def _run_pages(repo: Repository, scope: str, stream: str, url: str, filters: dic
         if etags and headers.get("etag"):
             new_tags[LIST_ETAG] = headers["etag"]
         listed = rest_items(repo.requester, headers, body, "workflow_runs")
+    walked: list[list[Any]] = []  # watch entries of the runs this walk stored, for its checkpoints
+    lowest: int | None = stored_from
     for data in listed:  # list items already hold every field stored (no completing request)
         run_id = int(data["id"])
-        if run_id <= max_id:
+        if run_id <= max_id or (stored_from is not None and stored_from <= run_id <= int(resume["new_max"])):
             continue
         new_max = max(new_max, run_id)
+        lowest = run_id if lowest is None else min(lowest, run_id)
         newest = max(newest, _ts(data["created_at"]) or newest)
         _add_run(page, repo, scope, workflow_of(data), data)
         watch[run_id] = (int(data.get("run_attempt") or 1), data["updated_at"], data["created_at"],
                          data.get("status"), data.get("conclusion"))
-        if len(page.raw) >= 100:
+        walked.append([run_id, *watch[run_id]])
+        if len(walked) % RUNS_PER_STORE == 0:
+            page.cursor = checkpoint(done, "rest", lowest, new_max=new_max, newest=newest.isoformat(),
+                                     watch=(resume["watch"] if resume else []) + walked)
             yield page
             page = Page(SOURCE, scope, stream)
     if page.rows:
@@ -174,7 +189,7 @@ def _run_pages(repo: Repository, scope: str, stream: str, url: str, filters: dic
     kept = {str(entry[0]) for entry in still} | {LIST_ETAG}
     new_state = {"created": newest.isoformat(), "max_id": new_max, "watch": still,
                  "etags": {key: tag for key, tag in sorted(new_tags.items()) if key in kept}}
-    if new_state != raw:
+    if new_state != raw or resume is not None:
         yield Page(SOURCE, scope, stream, cursor=json.dumps(new_state))
 
 

@@ -32,6 +32,7 @@ from connectors.github import (
 )
 from connectors.github_budget import BudgetExhausted, RateBudget
 from connectors.github_graphql_client import GraphQLClient, GraphQLFailure, graphql_url
+from connectors.resume import checkpoint, open_walk
 from models.records import Page, RawObject, Row
 
 log = logging.getLogger(__name__)
@@ -169,18 +170,24 @@ class GitHubGraphQLConnector(GitHubConnector):
         self._enlist()
         self._current = scope
         owner, name = scope.split("/", 1)
-        commits_state = json.loads(cursors[(scope, "commits")]) if (scope, "commits") in cursors else None
-        pulls_stop = _ts(cursors.get((scope, "pulls"))) or self._horizon
-        deploy_state = (json.loads(cursors[(scope, "deployments")]) if (scope, "deployments") in cursors
-                        else {"max_id": 0, "open": [], "newest": {}})
-        first_deploy_sync = (scope, "deployments") not in cursors
+        commits_done, commits_resume = open_walk(cursors.get((scope, "commits")), "graphql")
+        commits_state = json.loads(commits_done) if commits_done else None
+        pulls_done, pulls_resume = open_walk(cursors.get((scope, "pulls")), "graphql")
+        deploys_done, deploys_resume = open_walk(cursors.get((scope, "deployments")), "graphql")
+        deploy_state = json.loads(deploys_done) if deploys_done else {"max_id": 0, "open": [], "newest": {}}
         variables: dict[str, Any] = {"owner": owner, "name": name, "since": _iso(self._horizon), "tip": "0" * 40,
-                                     "headHistory": commits_state is None, "tipHistory": False,
-                                     "historyAfter": None, "pulls": True, "pullsAfter": None,
-                                     "deployments": True, "deploymentsAfter": None}
-        history = _History(scope)
-        pulls = _Pulls(pulls_stop)
-        deploys = _Deployments(deploy_state, self._horizon if first_deploy_sync else None)
+                                     "headHistory": commits_state is None and commits_resume is None,
+                                     "tipHistory": False, "historyAfter": None, "pulls": True,
+                                     "pullsAfter": pulls_resume["at"] if pulls_resume else None,
+                                     "deployments": True,
+                                     "deploymentsAfter": deploys_resume["at"] if deploys_resume else None}
+        history = _History(scope, commits_done)
+        if commits_resume is not None:  # an unfinished first walk of history goes on from its pinned tip
+            history.head = commits_resume["head"]
+            variables.update(tipHistory=True, tip=commits_resume["tip"], historyAfter=commits_resume["at"])
+        pulls = _Pulls(_ts(pulls_done) or self._horizon, pulls_done, pulls_resume)
+        deploys = _Deployments(deploy_state, self._horizon if deploys_done is None else None, deploys_done,
+                               deploys_resume)
         first_round = True
         while variables["headHistory"] or variables["tipHistory"] or variables["pulls"] or variables["deployments"]:
             self._current = f"{scope} (GraphQL)"
@@ -206,19 +213,15 @@ class GitHubGraphQLConnector(GitHubConnector):
             if variables["headHistory"] or variables["tipHistory"]:
                 target = (branch or {}).get("target") or {}
                 connection = target.get("headHistory") if variables["headHistory"] else (repo.get("object") or {}).get("history")
-                page, after = history.take(connection, self)
+                tip = target.get("oid") if variables["headHistory"] else variables["tip"]
+                page, after = history.take(connection, self, tip, self._horizon)
                 yield page
-                variables.update(headHistory=False, tipHistory=after is not None, historyAfter=after,
-                                 tip=target.get("oid") if variables["headHistory"] else variables["tip"])
-                if after is None and (cursor := history.cursor(self._horizon)) is not None:
-                    yield Page(SOURCE, scope, "commits", cursor=cursor)
+                variables.update(headHistory=False, tipHistory=after is not None, historyAfter=after, tip=tip)
             if variables["pulls"]:
                 page, after = pulls.take(scope, repo.get("pullRequests"), self)
-                if page.rows:
+                if page.rows or page.cursor:
                     yield page
                 variables.update(pulls=after is not None, pullsAfter=after)
-                if after is None and pulls.newest is not None:
-                    yield Page(SOURCE, scope, "pulls", cursor=_iso(pulls.newest))
             if variables["deployments"]:
                 page, after = deploys.take(scope, repo.get("deployments"), self)
                 if page.rows:
@@ -317,7 +320,7 @@ class GitHubGraphQLConnector(GitHubConnector):
         still_open += [entry for entry in fresh if deploys.recent(entry)]
         new_state = {"max_id": deploys.new_max, "open": sorted(still_open),
                      "newest": dict(sorted(deploys.newest.items()))}
-        if new_state != state:
+        if new_state != state or deploys.resumed:
             yield Page(SOURCE, scope, "deployments", cursor=json.dumps(new_state))
 
     def _rest_repoll(self, scope: str, deployment_id: int, page: Page) -> bool:
@@ -331,16 +334,18 @@ class GitHubGraphQLConnector(GitHubConnector):
 
 
 class _History:
-    """Default-branch history pages and the head they lead to (the commits cursor, as REST writes it)."""
+    """First-sync history pages from a pinned tip, each a checkpoint; the last one ends in the head cursor."""
 
-    def __init__(self, scope: str) -> None:
+    def __init__(self, scope: str, done: str | None) -> None:
         self.scope = scope
+        self.done = done
         self.seen: dict[str, Row] = {}
         self.parents: set[str] = set()
+        self.head: str | None = None  # the commits cursor the walk ends with (pinned by its first page)
         self.empty = False
 
-    def take(self, connection: Mapping[str, Any] | None, connector: GitHubGraphQLConnector
-             ) -> tuple[Page, str | None]:
+    def take(self, connection: Mapping[str, Any] | None, connector: GitHubGraphQLConnector, tip: str,
+             horizon: dt.datetime) -> tuple[Page, str | None]:
         page = Page(SOURCE, self.scope, "commits")
         if connection is None:
             return page, None
@@ -357,33 +362,43 @@ class _History:
                 page.add("commit_parents", {"repo": self.scope, "sha": row["sha"], "parent_index": index,
                                             "parent_sha": sha})
             page.raw.append(RawObject("commit", f"{self.scope}@{row['sha']}", node, self.scope))
+        self.head = self.head or head_cursor(self.seen, self.parents, horizon)
         info = connection["pageInfo"]
-        return page, info["endCursor"] if info["hasNextPage"] else None
-
-    def cursor(self, horizon: dt.datetime) -> str | None:
-        return head_cursor(self.seen, self.parents, horizon)
+        after = info["endCursor"] if info["hasNextPage"] else None
+        if after is not None and self.head is not None:
+            page.cursor = checkpoint(self.done, "graphql", after, tip=tip, head=self.head)
+        elif after is None:
+            page.cursor = self.head
+        return page, after
 
 
 class _Pulls:
     """Pull request pages down to the stored cursor, each PR complete before it is yielded."""
 
-    def __init__(self, stop_at: dt.datetime) -> None:
+    def __init__(self, stop_at: dt.datetime, done: str | None, resume: Mapping[str, Any] | None) -> None:
         self.stop_at = stop_at
-        self.newest: dt.datetime | None = None
+        self.done = done
+        self.newest: dt.datetime | None = _ts(resume["newest"]) if resume else None
 
     def take(self, scope: str, connection: Mapping[str, Any] | None, connector: GitHubGraphQLConnector
              ) -> tuple[Page, str | None]:
+        """One page; its cursor is a checkpoint while the walk goes on, the newest update once it ends."""
         page = Page(SOURCE, scope, "pulls")
-        if connection is None:
-            return page, None
-        for node in connection["nodes"]:
-            updated = _ts(node["updatedAt"])
-            if updated is None or updated < self.stop_at:
-                return page, None
-            self.newest = updated if self.newest is None else max(self.newest, updated)
-            self._add(scope, page, node, connector)
-        info = connection["pageInfo"]
-        return page, info["endCursor"] if info["hasNextPage"] else None
+        after: str | None = None
+        if connection is not None:
+            info = connection["pageInfo"]
+            after = info["endCursor"] if info["hasNextPage"] else None
+            for node in connection["nodes"]:
+                updated = _ts(node["updatedAt"])
+                if updated is None or updated < self.stop_at:
+                    after = None
+                    break
+                self.newest = updated if self.newest is None else max(self.newest, updated)
+                self._add(scope, page, node, connector)
+        if self.newest is not None:
+            page.cursor = (_iso(self.newest) if after is None
+                           else checkpoint(self.done, "graphql", after, newest=_iso(self.newest)))
+        return page, after
 
     @staticmethod
     def _nodes(node: Mapping[str, Any], field: str, connector: GitHubGraphQLConnector) -> list[Mapping[str, Any]]:
@@ -435,17 +450,24 @@ class _Pulls:
 class _Deployments:
     """New deployments (ids above the cursor) newest first, and which of them are still unsettled."""
 
-    def __init__(self, state: dict[str, Any], horizon: dt.datetime | None) -> None:
+    def __init__(self, state: dict[str, Any], horizon: dt.datetime | None, done: str | None,
+                 resume: Mapping[str, Any] | None) -> None:
         self.state = state
+        self.done = done
+        self.resumed = resume is not None
         self.max_id = int(state["max_id"])
         self.new_max = self.max_id
         self.horizon = horizon
         self.newest: dict[str, str] = dict(state["newest"])
         # [id, created, environment, node id]; node id is missing in cursors the REST transport wrote
         self.open: dict[int, list[Any]] = {int(e[0]): [int(e[0]), *e[1:]] for e in state["open"]}
+        if resume is not None:  # an unfinished walk: what it had found so far
+            self.open.update((int(e[0]), [int(e[0]), *e[1:]]) for e in resume["open"])
+            self.newest, self.new_max = dict(resume["newest"]), int(resume["new_max"])
 
     def take(self, scope: str, connection: Mapping[str, Any] | None, connector: GitHubGraphQLConnector
              ) -> tuple[Page, str | None]:
+        """New deployments of one page; the page checkpoints the walk while it goes on."""
         page = Page(SOURCE, scope, "deployments")
         if connection is None:
             return page, None
@@ -460,7 +482,12 @@ class _Deployments:
             if not self.add(scope, page, node, connector):
                 self.open[deployment_id] = [deployment_id, created, env, node["id"]]
         info = connection["pageInfo"]
-        return page, info["endCursor"] if info["hasNextPage"] else None
+        after = info["endCursor"] if info["hasNextPage"] else None
+        if after is not None and page.rows:
+            fresh = [entry for entry in self.open_entries() if entry[0] > self.max_id]
+            page.cursor = checkpoint(self.done, "graphql", after, new_max=self.new_max, open=fresh,
+                                     newest=dict(sorted(self.newest.items())))
+        return page, after
 
     def add(self, scope: str, page: Page, node: Mapping[str, Any], connector: GitHubGraphQLConnector) -> bool:
         """A deployment and all its statuses as rows; True when one of them settles it."""
