@@ -24,7 +24,7 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 from collector.demo.github_graphql import GraphQLEndpoint
 from collector.demo.incident_world import LABEL, Incident, IncidentWorld, build_incidents
 from collector.demo.payloads import Payloads, stable_workflow_id
-from collector.demo.served import ServedSimulator, parse_instant
+from collector.demo.served import Fault, ServedSimulator, hang_up, parse_instant
 from collector.demo.world import UTC, Commit, PullRequest, RepoWorld, World
 
 logger = logging.getLogger(__name__)
@@ -552,43 +552,51 @@ class GitHubSimulator(ServedSimulator):
         """Answer one request, write it to the wire and to the request log."""
         if self.latency:
             time.sleep(self.latency)
+        fault: Fault | None = None
         try:
-            answer = self._answer(request)
+            answer, fault = self._answer(request)
         except Exception:
             logger.exception("simulated GitHub failed on %s %s", request.command, request.path)
             answer = _Answer(500, Payloads.error(500, "Server Error"), {})
-        data = json.dumps(answer.body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        if isinstance(answer.body, str):  # an injected raw body (malformed JSON, a proxy's HTML page)
+            data = answer.body.encode("utf-8")
+        else:
+            data = json.dumps(answer.body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
         etag = f'W/"{hashlib.md5(data).hexdigest()}"'
         if answer.status == 200 and etag in (request.headers.get("If-None-Match") or ""):
             answer.status, data, answer.counted = 304, b"", False
         with self._lock:  # logged before the answer leaves, so a client never sees a request missing
             self.request_log.append((request.command, request.path, answer.status))
-        self._send(request, answer, data, etag)
+        self._send(request, answer, data, etag, fault)
 
-    def _answer(self, request: BaseHTTPRequestHandler) -> _Answer:
+    def _answer(self, request: BaseHTTPRequestHandler) -> tuple[_Answer, Fault | None]:
+        """The answer to a request and the injected fault it triggered (which may still cut it on the wire)."""
         split = urlsplit(request.path)
         path = split.path.rstrip("/") or "/"
         query = dict(parse_qsl(split.query, keep_blank_values=True))
         tokens = (self.token,) if isinstance(self.token, str) else tuple(self.token or ())
         auth = request.headers.get("Authorization") or ""
         if tokens and auth not in {f"{scheme} {t}" for t in tokens for scheme in ("token", "Bearer")}:
-            return _Answer(401, Payloads.error(401, "Bad credentials"), {}, counted=False)
-        fault = self._take_fault(request.path)
+            return _Answer(401, Payloads.error(401, "Bad credentials"), {}, counted=False), None
+        fault = self._take_fault(request.path, getattr(request, "body", b""))
         if fault is not None and fault.delay:
-            time.sleep(fault.delay)
+            self._pause(fault.delay)
         if fault is not None and fault.status is not None:
             body = fault.body if fault.body is not None else Payloads.error(
                 fault.status, _FAULT_MESSAGES.get(fault.status, "Error"))
-            return _Answer(fault.status, body, fault.headers, counted=False)
+            headers = dict(fault.headers)
+            if isinstance(body, str) and body.lstrip().startswith("<"):
+                headers.setdefault("Content-Type", "text/html; charset=utf-8")
+            return _Answer(fault.status, body, headers, counted=False), fault
         try:
             if request.command == "POST" and path in GRAPHQL_PATHS:
-                return self._graphql(request)
+                return self._graphql(request), fault
             if request.command != "GET":
                 raise ApiError(404, "Not Found")
-            return self._route(path, query)
+            return self._route(path, query), fault
         except ApiError as error:
             body = Payloads.error(error.status, error.message, error.documentation_url)
-            return _Answer(error.status, body, {})
+            return _Answer(error.status, body, {}), fault
 
     def _graphql(self, request: BaseHTTPRequestHandler) -> _Answer:
         """POST /graphql: GitHub's v4 API; its points budget is its own, so the REST quota is not touched."""
@@ -645,8 +653,12 @@ class GitHubSimulator(ServedSimulator):
             return _Answer(200, {"total_count": len(listing.items), listing.envelope: shown}, headers)
         return _Answer(200, shown, headers)
 
-    def _send(self, request: BaseHTTPRequestHandler, answer: _Answer, data: bytes, etag: str) -> None:
-        """Write status, GitHub's headers (rate limit, ETag, ...) and the JSON body; count the quota."""
+    def _send(self, request: BaseHTTPRequestHandler, answer: _Answer, data: bytes, etag: str,
+              fault: Fault | None = None) -> None:
+        """Write status, GitHub's headers (rate limit, ETag, ...) and the JSON body; count the quota.
+
+        A fault that cuts the answer sends only part of the body: as a complete (short) answer, or
+        followed by a connection reset."""
         with self._lock:
             if self._reset <= time.time():
                 self._remaining, self._reset = RATE_LIMIT, int(time.time()) + 3600
@@ -660,10 +672,13 @@ class GitHubSimulator(ServedSimulator):
                    "X-GitHub-Request-Id": f"SIM:{next(self._ids):08X}",
                    "Cache-Control": "private, max-age=60"}
         headers.update(answer.headers)
+        sent, length = fault.wire(data) if fault is not None else (data, len(data))
         request.send_response(answer.status)
         for name, value in headers.items():
             request.send_header(name, value)
-        request.send_header("Content-Length", str(len(data)))
+        request.send_header("Content-Length", str(length))
         request.end_headers()
-        if data:
-            request.wfile.write(data)
+        if sent:
+            request.wfile.write(sent)
+        if fault is not None and fault.reset:
+            hang_up(request)

@@ -11,6 +11,7 @@ import contextlib
 import logging
 import re
 import socket
+import struct
 import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -93,7 +94,11 @@ class Fault:
     """An injected failure for the next `times` requests whose path (with query) matches.
 
     status None keeps the normal answer (useful with a delay, to cause client timeouts); a str body is
-    sent as is (e.g. malformed JSON), anything else as the service's JSON error.
+    sent as is (e.g. malformed JSON), anything else as the service's JSON error. `request_pattern` must
+    also match the request body (GraphQL POSTs differ only there); the first `skip` matching requests
+    pass untouched (the n-th request fails). `reset` sends the headers and half the body, then resets the
+    connection; `truncate` sends half the body as a complete answer (Content-Length of the half). `hits`
+    counts the requests the fault has answered so far, so a test can tell a delayed request has arrived.
     """
 
     pattern: re.Pattern[str]
@@ -102,6 +107,33 @@ class Fault:
     headers: dict[str, str]
     body: Any
     delay: float = 0.0
+    request_pattern: re.Pattern[bytes] | None = None
+    skip: int = 0
+    reset: bool = False
+    truncate: bool = False
+    hits: int = 0
+
+    def matches(self, path: str, body: bytes) -> bool:
+        """Whether a request (path with query, and body) is one this fault is aimed at."""
+        return bool(self.pattern.search(path)) and (
+            self.request_pattern is None or bool(self.request_pattern.search(body)))
+
+    def wire(self, data: bytes) -> tuple[bytes, int]:
+        """The body bytes to write and the Content-Length to announce for an answer of `data`."""
+        if self.reset:
+            return data[: len(data) // 2], len(data)
+        if self.truncate:
+            return data[: len(data) // 2], len(data) // 2
+        return data, len(data)
+
+
+def hang_up(request: BaseHTTPRequestHandler) -> None:
+    """Reset the request's connection (RST, not a clean close), as a crashing server or proxy does."""
+    request.close_connection = True
+    with contextlib.suppress(OSError):
+        request.wfile.flush()
+        request.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        request.connection.close()
 
 
 class ServedSimulator(ABC):
@@ -120,21 +152,37 @@ class ServedSimulator(ABC):
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._faults: list[Fault] = []
+        self._stopped = threading.Event()
 
     def inject_fault(self, path_regex: str, status: int | None = 500, times: int = 1,
-                     headers: dict[str, str] | None = None, body: Any = None, delay: float = 0.0) -> None:
-        """Make the next `times` requests whose path+query matches `path_regex` answer `status`."""
+                     headers: dict[str, str] | None = None, body: Any = None, delay: float = 0.0, *,
+                     request_regex: str | None = None, skip: int = 0, reset: bool = False,
+                     truncate: bool = False) -> Fault:
+        """Make the next `times` requests whose path+query matches `path_regex` (and whose body matches
+        `request_regex`, when given) answer `status`; returns the fault, whose `hits` count its answers."""
+        fault = Fault(re.compile(path_regex), status, times, dict(headers or {}), body, delay,
+                      re.compile(request_regex.encode()) if request_regex is not None else None, skip, reset,
+                      truncate)
         with self._lock:
-            self._faults.append(Fault(re.compile(path_regex), status, times, dict(headers or {}), body, delay))
+            self._faults.append(fault)
+        return fault
 
-    def _take_fault(self, path: str) -> Fault | None:
+    def _take_fault(self, path: str, body: bytes = b"") -> Fault | None:
         """The injected fault this request triggers, if any (each fault fires `times` times)."""
         with self._lock:
             for fault in self._faults:
-                if fault.times > 0 and fault.pattern.search(path):
+                if fault.times > 0 and fault.matches(path, body):
+                    if fault.skip > 0:
+                        fault.skip -= 1
+                        continue
                     fault.times -= 1
+                    fault.hits += 1
                     return fault
         return None
+
+    def _pause(self, seconds: float) -> None:
+        """Sleep for an injected delay, cut short when the simulator stops (a stopped server answers nothing)."""
+        self._stopped.wait(seconds)
 
     @abstractmethod
     def handle(self, request: BaseHTTPRequestHandler) -> None:
@@ -145,6 +193,7 @@ class ServedSimulator(ABC):
 
     def start(self) -> Self:
         """Bind a free port on 127.0.0.1 and serve in a daemon thread."""
+        self._stopped.clear()
         self._server = Server(("127.0.0.1", 0))
         self._server.simulator = self
         self._on_start()
@@ -156,6 +205,7 @@ class ServedSimulator(ABC):
 
     def stop(self) -> None:
         """Stop serving, cut open connections and release the port."""
+        self._stopped.set()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
