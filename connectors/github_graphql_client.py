@@ -29,9 +29,11 @@ ATTEMPTS = 4
 class GraphQLFailure(RuntimeError):
     """A query GitHub could not answer completely; nothing of it is stored."""
 
-    def __init__(self, message: str, types: tuple[str | None, ...] = ()) -> None:
+    def __init__(self, message: str, types: tuple[str | None, ...] = (), passing: bool = False) -> None:
         super().__init__(message)
         self.types = types
+        # whether the failure may go away on its own (the pipeline then restarts the repo from its last page)
+        self.passing = passing
 
 
 def graphql_url(base_url: str) -> str:
@@ -100,7 +102,8 @@ class GraphQLClient:
                 raise GraphQLFailure(f"GitHub GraphQL at {self.url} rejected the token in {token.env} "
                                      "(401 Bad credentials)")
             if response.status_code >= 400:
-                raise GraphQLFailure(f"GitHub GraphQL answered {response.status_code}: {error_summary(response)}")
+                raise GraphQLFailure(f"GitHub GraphQL answered {response.status_code}: {error_summary(response)}",
+                                     passing=response.status_code >= 500 or response.status_code == 429)
             try:
                 body = response.json()
             except ValueError:
@@ -133,5 +136,7 @@ class GraphQLClient:
                 time.sleep(min(8.0, 0.5 * 2 ** (attempt - 1)))
                 last = message
                 continue
-            raise GraphQLFailure(f"GitHub GraphQL error: {message}", types)
-        raise GraphQLFailure(f"GitHub GraphQL gave no complete answer after {ATTEMPTS} attempts: {last}")
+            raise GraphQLFailure(f"GitHub GraphQL error: {message}", types,
+                                 passing=all(kind in TRANSIENT_TYPES for kind in types))
+        raise GraphQLFailure(f"GitHub GraphQL gave no complete answer after {ATTEMPTS} attempts: {last}",
+                             passing="RATE_LIMITED" not in last and "points budget" not in last)
