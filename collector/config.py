@@ -4,18 +4,28 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import difflib
 import os
 import re
 import tomllib
-import types
-import typing
 import zoneinfo
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from collector import crontab
+from collector.config_schema import (
+    FIELD_KEYS,
+    NOT_A_KEY,
+    ConfigError,
+    SchemaKey,
+    check_env_name,
+    check_url,
+    convert,
+    file_fields,
+    reject_unknown,
+    resolve,
+    schema_keys,
+)
 from connectors.base import read_secret
 from models import stream as stream_model
 
@@ -25,11 +35,10 @@ SOURCE_SECTIONS = ("github", "jenkins", "github_issues", "jira", "pagerduty")
 _REPO = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 # owner/glob: every unarchived repo of the owner whose name matches (`petclinic/*`, `petclinic/svc-?`)
 _REPO_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.*?\[\]!-]+$")
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-class ConfigError(ValueError):
-    """A config mistake; str() is one line that names the offending key."""
+# Stage names: the same rule as models.stream.validate_stages, checked here to name the entry's key.
+_STAGE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+# The only placeholder a report subject may hold.
+_SUBJECT_PLACEHOLDER = re.compile(r"\{[^{}]*\}")
 
 
 @dataclass(frozen=True)
@@ -214,7 +223,7 @@ class Config:
     stream: StreamConfig = field(default_factory=StreamConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     stages: tuple[StageConfig, ...] = ()
-    source_file: Path | None = None
+    source_file: Path | None = field(default=None, metadata=NOT_A_KEY)
 
     def value_stream(self) -> tuple[stream_model.Stage, ...]:
         """The configured stages as the mapper's model, or the built-in stream."""
@@ -265,12 +274,11 @@ def load(path: str | Path, require_secrets: bool = True) -> Config:
 
 def from_dict(data: dict[str, Any], source_file: Path | None = None, require_secrets: bool = True) -> Config:
     """Validate an already parsed TOML document."""
-    known = {f.name for f in dataclasses.fields(Config) if f.name != "source_file"}
-    _reject_unknown(data, known, "")
+    reject_unknown(data, {f.name for f in file_fields(Config)}, "")
     values: dict[str, Any] = {"source_file": source_file}
-    for f in dataclasses.fields(Config):
+    for f in file_fields(Config):
         if f.name in data:
-            values[f.name] = _convert(data[f.name], _resolve(Config, f.name), f.name)
+            values[f.name] = convert(data[f.name], resolve(Config, f.name), f.name)
     config = Config(**values)
     _check(config)
     if require_secrets:
@@ -278,6 +286,11 @@ def from_dict(data: dict[str, Any], source_file: Path | None = None, require_sec
             if not os.environ.get(name):
                 raise ConfigError(f"{key}: environment variable {name} is not set")
     return config
+
+
+def config_keys() -> list[SchemaKey]:
+    """Every key a config file may hold (sections included), e.g. for tests that must cover them all."""
+    return schema_keys(Config)
 
 
 def secret_names(config: Any, prefix: str = "") -> list[tuple[str, str]]:
@@ -289,7 +302,7 @@ def secret_names(config: Any, prefix: str = "") -> list[tuple[str, str]]:
     found: list[tuple[str, str]] = []
     for f in dataclasses.fields(config):
         value = getattr(config, f.name)
-        key = f"{prefix}{_FIELD_KEYS.get(f.name, f.name)}"
+        key = f"{prefix}{FIELD_KEYS.get(f.name, f.name)}"
         if f.name.endswith("_env") and isinstance(value, str):
             found.append((key, value))
         elif f.name.endswith("_envs") and isinstance(value, tuple):
@@ -333,20 +346,19 @@ def _check_calendar(calendar: CalendarConfig) -> None:
         raise ConfigError(f"calendar.hours: the day must end after it starts, got {calendar.hours!r}")
 
 
-def _check_env_name(key: str, name: str | None) -> None:
-    """A *_env key must hold the NAME of an environment variable (whether it is set is checked apart)."""
-    if name is not None and not _ENV_NAME.match(name):
-        raise ConfigError(f"{key}: {name!r} must be the NAME of an environment variable")
-
-
 def _check_jenkins(jenkins: JenkinsConfig) -> None:
     """The Jenkins section must name a server, some jobs and valid repos."""
-    if not re.match(r"^https?://[^/\s]+", jenkins.url):
-        raise ConfigError(f"jenkins.url: {jenkins.url!r} is not an http(s) URL")
+    check_url("jenkins.url", jenkins.url)
     if not jenkins.jobs and not jenkins.deploy_jobs:
         raise ConfigError("jenkins.jobs: list at least one CI job (or configure jenkins.deploy_jobs)")
-    _check_env_name("jenkins.user_env", jenkins.user_env)
-    _check_env_name("jenkins.token_env", jenkins.token_env)
+    named = [("jenkins.jobs", job) for job in jenkins.jobs]
+    for key, job in named + [("jenkins.deploy_jobs", job) for job in jenkins.deploy_jobs]:
+        if not job.strip("/ "):
+            raise ConfigError(f"{key}: {job!r} is not a job name (folders as 'folder/job')")
+    if not jenkins.sha_parameter.strip():
+        raise ConfigError("jenkins.sha_parameter: name the build parameter holding the commit")
+    check_env_name("jenkins.user_env", jenkins.user_env)
+    check_env_name("jenkins.token_env", jenkins.token_env)
     if (jenkins.user_env is None) != (jenkins.token_env is None):
         raise ConfigError("jenkins.token_env: set both user_env and token_env, or neither (anonymous)")
     for key, repo in [("jenkins.repo", jenkins.repo)] + [(f"jenkins.repos.{j}", r) for j, r in jenkins.repos.items()]:
@@ -355,8 +367,15 @@ def _check_jenkins(jenkins: JenkinsConfig) -> None:
     for job, env in jenkins.deploy_jobs.items():
         if not env:
             raise ConfigError(f"jenkins.deploy_jobs.{job}: name the environment this job deploys to")
-    if jenkins.timeout <= 0 or jenkins.retries < 0:
-        raise ConfigError("jenkins.timeout: must be greater than 0 (and jenkins.retries 0 or more)")
+    _check_positive("jenkins.timeout", jenkins.timeout)
+    if jenkins.retries < 0:
+        raise ConfigError("jenkins.retries: must be 0 or more")
+
+
+def _check_positive(key: str, value: float) -> None:
+    """Timeouts and waits must be greater than zero."""
+    if value <= 0:
+        raise ConfigError(f"{key}: must be greater than 0")
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
@@ -391,9 +410,6 @@ def _check_schedule(schedule: ScheduleConfig) -> None:
     parse_duration(schedule.misfire_grace, "schedule.misfire_grace")
 
 
-# TOML keys that are Python keywords, and the field that holds them (and back, for messages)
-_RENAMED = {"from": "sender"}
-_FIELD_KEYS = {field: key for key, field in _RENAMED.items()}
 _EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+$")
 
 
@@ -405,31 +421,42 @@ def _check_report(report: ReportConfig) -> None:
         for address in addresses:
             if not _EMAIL.match(address):
                 raise ConfigError(f"{key}: {address!r} is not an email address")
+    unknown = [p for p in _SUBJECT_PLACEHOLDER.findall(report.subject) if p != "{week}"]
+    if unknown:
+        raise ConfigError(f"report.subject: unknown placeholder {unknown[0]} (only {{week}} is filled in)")
     smtp = report.smtp
+    if not smtp.host.strip() or re.search(r"[\s/@]", smtp.host):
+        raise ConfigError(f"report.smtp.host: {smtp.host!r} is not a host name or address")
     if smtp.security not in ("starttls", "ssl", "none"):
         raise ConfigError(f"report.smtp.security: {smtp.security!r} must be starttls, ssl or none")
-    _check_env_name("report.smtp.user_env", smtp.user_env)
-    _check_env_name("report.smtp.password_env", smtp.password_env)
+    check_env_name("report.smtp.user_env", smtp.user_env)
+    check_env_name("report.smtp.password_env", smtp.password_env)
     if not 0 < smtp.port < 65536:
         raise ConfigError(f"report.smtp.port: {smtp.port} is not a TCP port")
+    _check_positive("report.smtp.timeout", smtp.timeout)
 
 
 def _check_incidents(incidents: IncidentsConfig, has_github: bool) -> None:
     """Each incident source needs what it connects with."""
     parse_duration(incidents.link_window, "incidents.link_window")
-    if incidents.github is not None and not has_github:
-        raise ConfigError("incidents.github: needs a [github] section (the repos whose issues are read)")
+    if incidents.github is not None:
+        if not has_github:
+            raise ConfigError("incidents.github: needs a [github] section (the repos whose issues are read)")
+        if not incidents.github.labels:
+            raise ConfigError("incidents.github.labels: list at least one label that marks an incident")
     if incidents.jira is not None:
-        if not re.match(r"^https?://[^/\s]+", incidents.jira.url):
-            raise ConfigError(f"incidents.jira.url: {incidents.jira.url!r} is not an http(s) URL")
-        _check_env_name("incidents.jira.user_env", incidents.jira.user_env)
-        _check_env_name("incidents.jira.token_env", incidents.jira.token_env)
+        check_url("incidents.jira.url", incidents.jira.url)
+        check_env_name("incidents.jira.user_env", incidents.jira.user_env)
+        check_env_name("incidents.jira.token_env", incidents.jira.token_env)
+        _check_positive("incidents.jira.timeout", incidents.jira.timeout)
     if incidents.pagerduty is not None:
         if incidents.pagerduty.token_env is None:
             raise ConfigError("incidents.pagerduty.token_env: PagerDuty needs an API token")
-        _check_env_name("incidents.pagerduty.token_env", incidents.pagerduty.token_env)
+        check_env_name("incidents.pagerduty.token_env", incidents.pagerduty.token_env)
         if not incidents.pagerduty.service_ids:
             raise ConfigError("incidents.pagerduty.service_ids: list the services whose incidents count")
+        check_url("incidents.pagerduty.url", incidents.pagerduty.url)
+        _check_positive("incidents.pagerduty.timeout", incidents.pagerduty.timeout)
     for key, repo in incidents.service_map.items():
         if not _REPO.match(repo):
             raise ConfigError(f"incidents.service_map.{key}: {repo!r} is not of the form 'owner/name'")
@@ -445,6 +472,9 @@ def _check(config: Config) -> None:
     _check_schedule(config.schedule)
     if config.jenkins is not None:
         _check_jenkins(config.jenkins)
+    for index, stage in enumerate(config.stages):
+        if not _STAGE_NAME.match(stage.name):
+            raise ConfigError(f"stages[{index}].name: {stage.name!r} must be lower_snake_case (like pickup)")
     try:
         stream_model.validate_stages(config.value_stream())
     except stream_model.StreamError as exc:
@@ -457,103 +487,19 @@ def _check(config: Config) -> None:
     for repo in gh.repos:
         if not (_REPO.match(repo) or _REPO_PATTERN.match(repo)):
             raise ConfigError(f"github.repos: {repo!r} is not of the form 'owner/name' or 'owner/pattern*'")
-    if not re.match(r"^https?://[^/\s]+", gh.base_url):
-        raise ConfigError(f"github.base_url: {gh.base_url!r} is not an http(s) URL")
-    _check_env_name("github.token_env", gh.token_env)
+    check_url("github.base_url", gh.base_url)
+    check_env_name("github.token_env", gh.token_env)
     for name in gh.token_envs:
-        _check_env_name("github.token_envs", name)
+        check_env_name("github.token_envs", name)
     if gh.token_env and gh.token_envs:
         raise ConfigError("github.token_envs: set token_env (one token) or token_envs (several), not both")
     if gh.api not in GITHUB_APIS:
         raise ConfigError(f"github.api: {gh.api!r} is not one of {', '.join(GITHUB_APIS)}")
     if not gh.production_environments:
         raise ConfigError("github.production_environments: name at least one environment")
-    for name in ("timeout", "max_rate_limit_wait"):
-        if getattr(gh, name) <= 0:
-            raise ConfigError(f"github.{name}: must be greater than 0")
+    _check_positive("github.timeout", gh.timeout)
+    _check_positive("github.max_rate_limit_wait", gh.max_rate_limit_wait)
     if gh.retries < 0:
         raise ConfigError("github.retries: must be 0 or more")
     if not 1 <= gh.concurrency <= 16:
         raise ConfigError("github.concurrency: must be between 1 and 16 (repos fetched at once)")
-
-
-def _resolve(owner: type, name: str) -> Any:
-    """The real (non-string) annotation of a dataclass field."""
-    return typing.get_type_hints(owner)[name]
-
-
-def _reject_unknown(table: dict[str, Any], known: set[str], prefix: str) -> None:
-    """Name the first unknown key, with a suggestion when one is close."""
-    for key in table:
-        if key not in known:
-            hint = difflib.get_close_matches(key, sorted(known), n=1)
-            suggestion = f" (did you mean {prefix}{hint[0]}?)" if hint else ""
-            raise ConfigError(f"{prefix}{key}: unknown key{suggestion}")
-
-
-def _type_name(value: Any) -> str:
-    """A TOML-flavoured name for a Python value's type."""
-    names = {bool: "boolean", int: "integer", float: "float", str: "string", list: "array", dict: "table"}
-    return names.get(type(value), type(value).__name__)
-
-
-def _convert(value: Any, annotation: Any, key: str) -> Any:
-    """Check one value against its annotation and convert it (dates, paths, tuples, nested tables)."""
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType):
-        options = [a for a in typing.get_args(annotation) if a is not type(None)]
-        return _convert(value, options[0], key)
-    if dataclasses.is_dataclass(annotation):
-        if not isinstance(value, dict):
-            raise ConfigError(f"{key}: expected a table, got {_type_name(value)}")
-        value = {_RENAMED.get(k, k): v for k, v in value.items()}
-        names = {f.name for f in dataclasses.fields(annotation)}
-        _reject_unknown(value, names, f"{key}.")
-        for f in dataclasses.fields(annotation):
-            required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-            if required and f.name not in value:
-                raise ConfigError(f"{key}.{f.name}: missing (required)")
-        return annotation(**{k: _convert(v, _resolve(annotation, k), f"{key}.{k}") for k, v in value.items()})
-    if origin is tuple:
-        if not isinstance(value, list):
-            raise ConfigError(f"{key}: expected an array, got {_type_name(value)} {value!r}")
-        item_type = typing.get_args(annotation)[0]
-        return tuple(_convert(v, item_type, f"{key}[{i}]") for i, v in enumerate(value))
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{key}: expected a table, got {_type_name(value)} {value!r}")
-        value_type = typing.get_args(annotation)[1]
-        return {k: _convert(v, value_type, f"{key}.{k}") for k, v in value.items()}
-    return _convert_scalar(value, annotation, key)
-
-
-def _convert_scalar(value: Any, annotation: Any, key: str) -> Any:
-    """Check and convert a leaf value."""
-    if annotation is bool:
-        if isinstance(value, bool):
-            return value
-    elif annotation is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    elif annotation is float:
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
-    elif annotation is str:
-        if isinstance(value, str):
-            return value
-    elif annotation is Path:
-        if isinstance(value, str) and value:
-            return Path(value).expanduser()
-    elif annotation is dt.date:
-        if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
-            return value
-        if isinstance(value, str):
-            try:
-                return dt.date.fromisoformat(value)
-            except ValueError:
-                raise ConfigError(f"{key}: {value!r} is not a date like 2026-01-01") from None
-    else:
-        raise TypeError(f"unsupported config annotation {annotation!r} for {key}")
-    expected = {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
-                Path: "a path string", dt.date: "a date"}[annotation]
-    raise ConfigError(f"{key}: expected {expected}, got {_type_name(value)} {value!r}")
