@@ -17,6 +17,8 @@ from collector.store import Store
 from collector.terminal import Progress
 from connectors.base import Connector
 from connectors.github import GitHubConnector
+from connectors.github_deployed import SOURCE as DEPLOYED_SOURCE
+from connectors.github_deployed import DeployedCommits
 from connectors.github_graphql import GitHubGraphQLConnector
 from connectors.github_issues import make_github_issues
 from connectors.jenkins import make_connector as jenkins_connector
@@ -101,7 +103,44 @@ def collect(config: Config, store: Store, only: Iterable[str] | None = None,
             break
         if (wanted is None or name in wanted) and enabled(config):
             results.append(_collect_source(name, lambda f=factory: f(config), store, stop))  # type: ignore[misc]
+    if config.github is not None and (wanted is None or "github" in wanted) and not (stop and stop.is_set()):
+        deployed = _deployed_shas_wanted(store)
+        if deployed:  # after every source: Jenkins deploys and builds name SHAs too
+            results.append(_collect_source(DEPLOYED_SOURCE, lambda: _deployed(config, deployed), store, stop))
     return results
+
+
+# Deployed or built SHAs of GitHub repos that the commit graph does not know and nobody asked about yet.
+_WANTED_SQL = """
+WITH shas AS (
+    SELECT repo, sha FROM github_deployments
+    UNION SELECT repo, sha FROM ci_deployments
+    UNION SELECT repo, sha FROM ci_builds
+)
+SELECT s.repo, any_value(r.default_branch), list(DISTINCT s.sha ORDER BY s.sha)
+FROM shas AS s
+JOIN repos AS r ON r.repo = s.repo
+WHERE regexp_full_match(s.sha, '[0-9a-f]{40}')
+  AND NOT EXISTS (SELECT 1 FROM commits AS c WHERE c.repo = s.repo AND c.sha = s.sha)
+  AND NOT EXISTS (SELECT 1 FROM commit_parents AS p WHERE p.repo = s.repo AND p.parent_sha = s.sha)
+  AND NOT EXISTS (SELECT 1 FROM deployed_shas AS d WHERE d.repo = s.repo AND d.sha = s.sha)
+GROUP BY s.repo
+"""
+
+
+def _deployed_shas_wanted(store: Store) -> dict[str, tuple[str, list[str]]]:
+    """Per repo: its default branch and the deployed SHAs to look up."""
+    return {repo: (branch, shas) for repo, branch, shas in store.query(_WANTED_SQL)[1]}
+
+
+def _deployed(config: Config, wanted: dict[str, tuple[str, list[str]]]) -> Connector:
+    """The connector that fetches the commits of deployed SHAs off the default branch."""
+    gh = config.github
+    assert gh is not None
+    token = next((secret(name) for name in gh.token_names()), None)
+    return DeployedCommits(wanted, base_url=gh.base_url, token=token, horizon=gh.first_sync_horizon(),
+                           timeout=gh.timeout, retries=gh.retries, max_rate_limit_wait=gh.max_rate_limit_wait,
+                           ci_workflows=gh.ci_workflows, concurrency=gh.concurrency)
 
 
 def _collect_source(name: str, make: Callable[[], Connector | None], store: Store,

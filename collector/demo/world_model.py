@@ -223,6 +223,9 @@ class RepoWorld:
     pulls: tuple[PullRequest, ...]
     deployments: tuple[Deployment, ...]
     runs: tuple[WorkflowRun, ...] = ()
+    # commits only other branches reach (release, hotfix), by when they exist; a later merge may bring
+    # them into the default branch's history
+    branches: tuple[Commit, ...] = ()
 
     @property
     def full_name(self) -> str:
@@ -231,8 +234,9 @@ class RepoWorld:
 
     @cached_property
     def commits(self) -> dict[str, Commit]:
-        """Every commit by sha: default branch plus PR commits (also the squashed/rebased originals)."""
+        """Every commit by sha: default branch, other branches and PR commits (squashed/rebased originals too)."""
         index = {c.sha: c for pr in self.pulls for c in pr.commits}
+        index.update((c.sha, c) for c in self.branches)
         index.update((c.sha, c) for c in self.main)
         return index
 
