@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -16,6 +17,7 @@ from collector.config import SOURCE_SECTIONS, Config, ConfigError
 from collector.pipeline import collect, run_map
 from collector.store import Store, StoreError, open_for_reading
 from collector.terminal import dora_table, duration, render_rows, stage_report, table
+from connectors import scrub
 from models.mapper import stage_summary, totals
 
 log = logging.getLogger("vsm")
@@ -44,6 +46,8 @@ def setup_logging(verbosity: int) -> None:
     # the handler, not only the root logger, filters: client libraries log every request at DEBUG
     handler.setLevel(level)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
+    # every line is scrubbed of URL credentials, header values and the secrets the config names
+    handler.addFilter(scrub.SecretFilter())
     root = logging.getLogger()
     # replace only the handler an earlier call installed (embedding code and test tools keep theirs)
     root.handlers[:] = [h for h in root.handlers if not getattr(h, "_vsm", False)] + [handler]
@@ -53,7 +57,19 @@ def setup_logging(verbosity: int) -> None:
 
 def _load(args: argparse.Namespace, secrets: bool = True) -> Config:
     """The validated config named by --config (secrets required only for commands that use them)."""
-    return config_module.load(args.config, require_secrets=secrets)
+    config = config_module.load(args.config, require_secrets=secrets)
+    _remember_secrets(config)
+    return config
+
+
+def _remember_secrets(config: Config) -> None:
+    """Register the values of the config's token and password variables (with their Basic-auth forms)
+    so the log filter replaces them wherever they would show; user names are not secret, only paired."""
+    named = config_module.secret_names(config)
+    users = {key.rpartition(".")[0]: os.environ.get(name) for key, name in named if key.endswith("user_env")}
+    for key, name in named:
+        if not key.endswith("user_env"):
+            scrub.remember(os.environ.get(name), user=users.get(key.rpartition(".")[0]))
 
 
 def cmd_collect(args: argparse.Namespace) -> int:
