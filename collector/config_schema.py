@@ -32,7 +32,7 @@ _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 @dataclass(frozen=True)
 class SchemaKey:
-    """One key the config file may hold: dotted name (`stages[].name` for array-of-tables entries) and type."""
+    """One key the config file may hold: its dotted name (`stages[].name` in [[stages]]) and its type."""
 
     key: str
     annotation: Any
@@ -104,7 +104,7 @@ def check_url(key: str, url: str) -> None:
 
 
 def check_env_name(key: str, name: str | None) -> None:
-    """A *_env key must hold the NAME of an environment variable, never the secret (whose value is not shown)."""
+    """A *_env key must hold the NAME of an environment variable, never the secret (which is not shown)."""
     if name is None:
         return
     if looks_like_secret(name):

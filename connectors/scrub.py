@@ -37,7 +37,7 @@ _known_lock = threading.Lock()
 
 
 def looks_like_secret(text: str) -> bool:
-    """True when a config value meant to NAME a variable looks like the secret itself (so it is never echoed)."""
+    """True when a value meant to NAME a variable looks like the secret itself (so it is never echoed)."""
     if len(text) < 20:
         return False
     if text.startswith(_TOKEN_PREFIXES):
@@ -47,7 +47,7 @@ def looks_like_secret(text: str) -> bool:
     if re.fullmatch(r"[0-9a-fA-F]{32,}", text):  # hex API tokens (Jenkins)
         return True
     # random-looking: upper and lower case letters and digits together (PagerDuty keys, passwords)
-    return any(c.islower() for c in text) and any(c.isupper() for c in text) and any(c.isdigit() for c in text)
+    return any(c.islower() for c in text) and any(c.isupper() for c in text) and any(map(str.isdigit, text))
 
 
 def secret_forms(secret: str, user: str | None = None) -> list[str]:

@@ -30,10 +30,10 @@ ENV = {"VSM_KEYS_GH": "gh-value", "VSM_KEYS_GH_B": "gh-b-value", "VSM_KEYS_JENKI
 # A valid config holding every key of the schema, so each case changes exactly one thing.
 BASE: dict[str, Any] = {
     "database": {"path": "vsm.duckdb"},
-    "github": {"repos": ["petclinic/petclinic-web"], "base_url": DEAD, "api": "graphql", "token_env": "VSM_KEYS_GH",
-               "token_envs": [], "since": dt.date(2026, 1, 1), "production_environments": ["production"],
-               "bots": ["ci-robot"], "ci_workflows": [], "timeout": 1, "retries": 0, "max_rate_limit_wait": 5,
-               "concurrency": 2},
+    "github": {"repos": ["petclinic/petclinic-web"], "base_url": DEAD, "api": "graphql",
+               "token_env": "VSM_KEYS_GH", "token_envs": [], "since": dt.date(2026, 1, 1),
+               "production_environments": ["production"], "bots": ["ci-robot"], "ci_workflows": [],
+               "timeout": 1, "retries": 0, "max_rate_limit_wait": 5, "concurrency": 2},
     "jenkins": {"url": DEAD, "user_env": "VSM_KEYS_JENKINS_USER", "token_env": "VSM_KEYS_JENKINS",
                 "repo": "petclinic/petclinic-web", "jobs": ["petclinic/build"], "sha_parameter": "GIT_COMMIT",
                 "deploy_jobs": {"petclinic/deploy-prod": "production"},
@@ -41,10 +41,11 @@ BASE: dict[str, Any] = {
     "incidents": {"link_window": "7d", "github": {"labels": ["incident"]},
                   "jira": {"url": DEAD, "user_env": "VSM_KEYS_JIRA_USER", "token_env": "VSM_KEYS_JIRA",
                            "jql": "project = OPS", "timeout": 1},
-                  "pagerduty": {"token_env": "VSM_KEYS_PD", "service_ids": ["PXYZ123"], "url": DEAD, "timeout": 1},
+                  "pagerduty": {"token_env": "VSM_KEYS_PD", "service_ids": ["PXYZ123"], "url": DEAD,
+                                "timeout": 1},
                   "service_map": {"PXYZ123": "petclinic/petclinic-web"}},
-    "report": {"to": ["brenda@petclinic.example"], "cc": ["team@petclinic.example"], "from": "vsm@petclinic.example",
-               "subject": "Flow report {week}", "folder": "reports",
+    "report": {"to": ["brenda@petclinic.example"], "cc": ["team@petclinic.example"],
+               "from": "vsm@petclinic.example", "subject": "Flow report {week}", "folder": "reports",
                "smtp": {"host": "127.0.0.1", "port": 9, "security": "none", "user_env": "VSM_KEYS_SMTP_USER",
                         "password_env": "VSM_KEYS_SMTP", "timeout": 1}},
     "calendar": {"timezone": "Europe/London", "workdays": ["mon", "tue", "wed", "thu", "fri"],
@@ -157,7 +158,7 @@ TABLE: dict[str, Row] = {
 
 
 def toml_value(value: Any) -> str:
-    """A TOML literal: scalars, arrays and inline tables (so one line per section, arrays of tables included)."""
+    """A TOML literal: scalars, arrays and inline tables (one line per section, arrays of tables too)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
@@ -249,13 +250,15 @@ def test_the_base_holds_every_key_and_is_valid(tmp_path: Path, secrets: None) ->
         for step in path_of(key):
             table = table[step]  # raises when the base lacks the key, so each case changes only it
     config = cfg.load(path)
-    assert config.jenkins is not None and config.jenkins.deploy_jobs == {"petclinic/deploy-prod": "production"}
+    assert config.jenkins is not None
+    assert config.jenkins.deploy_jobs == {"petclinic/deploy-prod": "production"}
     assert config.report is not None and config.report.sender == "vsm@petclinic.example"
     assert [s.name for s in config.value_stream()] == ["review"]
 
 
 def test_every_key_of_the_example_config_is_in_the_schema() -> None:
-    example = tomllib.loads((Path(__file__).resolve().parent.parent / "config.example.toml").read_text("utf-8"))
+    example_file = Path(__file__).resolve().parent.parent / "config.example.toml"
+    example = tomllib.loads(example_file.read_text("utf-8"))
     schema = {k.key: k for k in cfg.config_keys()}
 
     def walk(table: dict[str, Any], prefix: str) -> list[str]:
