@@ -19,12 +19,14 @@ from collector.scope_retry import MAX_RESTARTS, SCOPE_RESTARTS, CursorBook, is_p
 from collector.store import Store
 from collector.terminal import Progress
 from connectors.base import Connector, Cursors
+from connectors.scrub import scrub
 from models.records import Page
 
 log = logging.getLogger(__name__)
 
-# pages waiting for the writer, per worker: enough to keep both sides busy, small enough for memory
-PAGES_PER_WORKER = 1
+# pages waiting for the writer, in all: fetching is the slow side, and every waiting page is work a kill
+# throws away (one worker left alone at the end must not hold several)
+WAITING_PAGES = 1
 
 
 @dataclass
@@ -53,8 +55,7 @@ def collect_concurrently(connector: Connector, scopes: Iterable[str], book: Curs
     Returns each scope's outcome: None when it completed, else its error line (or why it stopped).
     """
     pending = list(scopes)
-    handoff: queue.Queue[tuple[str, Page] | _Done | _Failed] = queue.Queue(
-        maxsize=max(1, workers) * PAGES_PER_WORKER)
+    handoff: queue.Queue[tuple[str, Page] | _Done | _Failed] = queue.Queue(maxsize=WAITING_PAGES)
     halt = threading.Event()  # set when the caller asks to stop: workers end after the page in hand
 
     def put(item: tuple[str, Page] | _Done | _Failed) -> bool:
@@ -75,7 +76,7 @@ def collect_concurrently(connector: Connector, scopes: Iterable[str], book: Curs
                     return
             put(_Done(scope))
         except Exception as exc:  # noqa: BLE001 - one failing scope must not stop the others
-            error = connector.describe_error(exc)
+            error = scrub(connector.describe_error(exc))
             put(_Failed(scope, error) if is_passing(exc) else _Done(scope, error))
 
     outcome: dict[str, str | None] = {}

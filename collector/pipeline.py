@@ -24,6 +24,7 @@ from connectors.github_issues import make_github_issues
 from connectors.jenkins import make_connector as jenkins_connector
 from connectors.jira import make_jira
 from connectors.pagerduty import make_pagerduty
+from connectors.scrub import scrub
 from models.calendar import CalendarSettings
 from models.mapper import MapResult, MapSettings, run_mapper
 from models.records import Page
@@ -170,7 +171,7 @@ def _collect_source(name: str, make: Callable[[], Connector | None], store: Stor
                         break
                     _collect_scope(connector, scope, book, store, result, stop)
     except Exception as exc:  # noqa: BLE001 - a source that cannot even start must not stop the others
-        message = connector.describe_error(exc) if connector else f"{type(exc).__name__}: {exc}"
+        message = scrub(connector.describe_error(exc) if connector else f"{type(exc).__name__}: {exc}")
         result.errors.append(message)
         log.error("%s: %s", name, message)
     except BaseException:
@@ -224,7 +225,7 @@ def _collect_scope(connector: Connector, scope: str, book: CursorBook, store: St
                     return
             break
         except Exception as exc:  # noqa: BLE001 - one failing scope (repo, job) must not stop the others
-            message = f"{scope}: {connector.describe_error(exc)}"
+            message = f"{scope}: {scrub(connector.describe_error(exc))}"
             if is_passing(exc) and in_a_row < SCOPE_RESTARTS and restarts < MAX_RESTARTS \
                     and not (stop is not None and stop.is_set()):
                 in_a_row, restarts = in_a_row + 1, restarts + 1

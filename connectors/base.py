@@ -9,6 +9,7 @@ from collections import defaultdict
 from collections.abc import Iterator, Mapping
 from typing import Protocol
 
+from connectors.scrub import remember
 from models.records import Page
 
 Cursors = Mapping[tuple[str, str], str]
@@ -24,6 +25,7 @@ def read_secret(name: str | None, key: str, env: Mapping[str, str] = os.environ)
     value = env.get(name)
     if not value:
         raise ValueError(f"environment variable {name} is not set (named by {key})")
+    remember(value)  # from now on every error line and log record has it scrubbed
     return value
 
 

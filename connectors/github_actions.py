@@ -43,7 +43,7 @@ RERUN_WINDOW = dt.timedelta(days=3)
 # The stream of runs of every workflow pushed to the default branch (no ci_workflows configured).
 PUSH_STREAM = "actions:push"
 # runs stored per transaction: each completed run costs a jobs request, so a kill loses little
-RUNS_PER_STORE = 5
+RUNS_PER_STORE = 3
 # The cursor's `etags` key of the runs list's first page (watched runs are keyed by their id).
 LIST_ETAG = "runs"
 
@@ -127,8 +127,12 @@ def _run_pages(repo: Repository, scope: str, stream: str, url: str, filters: dic
     if resume is not None:
         new_max, newest = int(resume["new_max"]), _ts(resume["newest"]) or newest
     new_tags: dict[str, str] = {}
-    params = {"branch": repo.default_branch, **filters, "created": f">={_qualifier(since)}",
-              "per_page": repo.requester.per_page}
+    created = f">={_qualifier(since)}"
+    if resume is not None and resume.get("before"):
+        # the walk stored every run created after `before`: list only the older part again; runs created
+        # since the kill have higher ids and created_at than this walk's newest, so the next walk gets them
+        created = f"{_qualifier(since)}..{_qualifier(_ts(resume['before']) or since)}"
+    params = {"branch": repo.default_branch, **filters, "created": created, "per_page": repo.requester.per_page}
     try:
         code, headers, body = conditional_get(repo.requester, url, params,
                                               tags.get(LIST_ETAG) if resume is None else None)
@@ -144,19 +148,21 @@ def _run_pages(repo: Repository, scope: str, stream: str, url: str, filters: dic
         listed = rest_items(repo.requester, headers, body, "workflow_runs")
     walked: list[list[Any]] = []  # watch entries of the runs this walk stored, for its checkpoints
     lowest: int | None = stored_from
+    before: str | None = resume.get("before") if resume else None  # created_at of the lowest stored run
     for data in listed:  # list items already hold every field stored (no completing request)
         run_id = int(data["id"])
         if run_id <= max_id or (stored_from is not None and stored_from <= run_id <= int(resume["new_max"])):
             continue
         new_max = max(new_max, run_id)
-        lowest = run_id if lowest is None else min(lowest, run_id)
+        if lowest is None or run_id < lowest:
+            lowest, before = run_id, data["created_at"]
         newest = max(newest, _ts(data["created_at"]) or newest)
         _add_run(page, repo, scope, workflow_of(data), data)
         watch[run_id] = (int(data.get("run_attempt") or 1), data["updated_at"], data["created_at"],
                          data.get("status"), data.get("conclusion"))
         walked.append([run_id, *watch[run_id]])
         if len(walked) % RUNS_PER_STORE == 0:
-            page.cursor = checkpoint(done, "rest", lowest, new_max=new_max, newest=newest.isoformat(),
+            page.cursor = checkpoint(done, "rest", lowest, new_max=new_max, newest=newest.isoformat(), before=before,
                                      watch=(resume["watch"] if resume else []) + walked)
             yield page
             page = Page(SOURCE, scope, stream)
