@@ -61,8 +61,10 @@ class RateBudget:
         """Every token, in configured order."""
         return list(self._tokens)
 
-    def acquire(self, resource: str, cost: int = 1) -> TokenBudget:
-        """The token to send the next request with; waits (bounded) when every token is spent or paused."""
+    def acquire(self, resource: str, cost: int = 1, endpoint: str | None = None) -> TokenBudget:
+        """The token to send the next request with; waits (bounded) when every token is spent or paused.
+
+        `endpoint` (the URL the request is for) is named when the budget stops the sync."""
         while True:
             with self._lock:
                 now = self._clock()
@@ -78,11 +80,17 @@ class RateBudget:
                         quota.remaining -= cost  # reserve it; the answer's own figure replaces this
                     return best
                 wake = min(self._ready_at(b, resource, now, cost) for b in self._tokens) if self._tokens else now
+                # every token held back by a secondary limit (not by a spent budget): say so, not "spent"
+                paused = bool(self._tokens) and all(b.paused_until > now for b in self._tokens)
             wait = max(0.0, wake - now)
             if not self._tokens or wait > self._max_wait:
-                raise BudgetExhausted(self._exhausted_message(resource, wake, wait))
-            log.warning("github: %s budget spent on all %d token(s); waiting %.0fs for the reset at %s",
-                        resource, len(self._tokens), wait, _clock_text(wake))
+                raise BudgetExhausted(self._exhausted_message(resource, wake, wait, endpoint, paused))
+            if paused:
+                log.warning("github: %s paused on all %d token(s) by a secondary rate limit; waiting %.0fs",
+                            resource, len(self._tokens), wait)
+            else:
+                log.warning("github: %s budget spent on all %d token(s); waiting %.0fs for the reset at %s",
+                            resource, len(self._tokens), wait, _clock_text(wake))
             self.waited_s += wait
             self._sleep(wait + 0.5)
 
@@ -165,11 +173,20 @@ class RateBudget:
             spent_until = now + SECONDARY_DEFAULT_WAIT_S  # spent with no reset known: GitHub's minute
         return max(budget.paused_until, spent_until or now)
 
-    def _exhausted_message(self, resource: str, wake: float, wait: float) -> str:
+    def _exhausted_message(self, resource: str, wake: float, wait: float, endpoint: str | None = None,
+                           paused: bool = False) -> str:
         names = ", ".join(b.env for b in self._tokens) or "no token"
-        return (f"GitHub {resource} rate budget spent on {names}; it resets at {_clock_text(wake)} "
-                f"(in {wait / 60:.0f} min, more than max_rate_limit_wait = {self._max_wait:.0f}s); "
-                "the next run resumes from the stored cursors")
+        asked = f" (asked for {endpoint})" if endpoint else ""
+        limit = f"{resource} rate budget spent on {names}{asked}; it resets at"
+        if paused:
+            limit = f"secondary rate limit on {names}{asked} ({resource}); it lifts at"
+        return (f"GitHub {limit} {_clock_text(wake)} (in {_in(wait)}, more than max_rate_limit_wait = "
+                f"{self._max_wait:.0f}s); the next run resumes from the stored cursors")
+
+
+def _in(seconds: float) -> str:
+    """A wait in words: '45s' or '60 min'."""
+    return f"{seconds:.0f}s" if seconds < 120 else f"{seconds / 60:.0f} min"
 
 
 def _clock_text(epoch: float) -> str:

@@ -220,8 +220,8 @@ def test_unreachable_server_is_a_clear_error(tmp_path: Path, world: World) -> No
     with Store(config.db_path) as store:
         (result,) = collect(config, store)
     assert not result.ok
-    assert "cannot connect to GitHub at http://127.0.0.1:9" in result.errors[0] or \
-        "kept failing after retries" in result.errors[0]
+    assert "http://127.0.0.1:9" in result.errors[0]
+    assert "could not be reached" in result.errors[0] or "cannot connect to GitHub" in result.errors[0]
 
 
 @pytest.mark.parametrize(("api", "kill_after"), [("rest", 400), ("graphql", 5)])

@@ -167,6 +167,11 @@ class ServedSimulator(ABC):
             self._faults.append(fault)
         return fault
 
+    def clear_faults(self) -> None:
+        """Forget every injected fault: the service is healthy again."""
+        with self._lock:
+            self._faults.clear()
+
     def _take_fault(self, path: str, body: bytes = b"") -> Fault | None:
         """The injected fault this request triggers, if any (each fault fires `times` times)."""
         with self._lock:
