@@ -15,7 +15,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from collector.scope_retry import MAX_RESTARTS, SCOPE_RESTARTS, CursorBook, is_passing, restart_pause
+from collector.scope_retry import (
+    MAX_RESTARTS,
+    SCOPE_RESTARTS,
+    CursorBook,
+    advances,
+    is_passing,
+    restart_pause,
+)
 from collector.store import Store
 from collector.terminal import Progress
 from connectors.base import Connector, Cursors
@@ -81,6 +88,7 @@ def collect_concurrently(connector: Connector, scopes: Iterable[str], book: Curs
 
     outcome: dict[str, str | None] = {}
     in_a_row: dict[str, int] = {}
+    began: dict[str, dict[tuple[str, str], str]] = {}  # the cursors each restarted scope began from
     restarts: dict[str, int] = {}
     progress = Progress(f"{connector.source}")
     rows = 0
@@ -99,7 +107,8 @@ def collect_concurrently(connector: Connector, scopes: Iterable[str], book: Curs
                     in_a_row[item.scope], restarts[item.scope] = again, total
                     log.warning("%s %s: %s; starting it again from its last stored page (restart %d of %d)",
                                 connector.source, item.scope, item.error, again, SCOPE_RESTARTS)
-                    pool.submit(fetch, item.scope, book.snapshot(), restart_pause(again))
+                    began[item.scope] = book.snapshot()
+                    pool.submit(fetch, item.scope, began[item.scope], restart_pause(again))
                     continue
                 if isinstance(item, _Done):
                     outcome[item.scope] = item.error
@@ -110,7 +119,9 @@ def collect_concurrently(connector: Connector, scopes: Iterable[str], book: Curs
                 scope, page = item
                 written = store.write_page(page)
                 book.written(page)
-                in_a_row[scope] = 0
+                if scope in began and advances(page, began[scope]):
+                    in_a_row[scope] = 0
+                    del began[scope]
                 rows += written
                 on_written(scope, page, written)
                 progress.update(f"{len(outcome)}/{len(pending)} done, {rows} rows, "

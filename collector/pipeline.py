@@ -12,7 +12,14 @@ from dataclasses import dataclass, field
 
 from collector.config import Config, parse_duration, secret
 from collector.fanout import collect_concurrently
-from collector.scope_retry import MAX_RESTARTS, SCOPE_RESTARTS, CursorBook, is_passing, restart_pause
+from collector.scope_retry import (
+    MAX_RESTARTS,
+    SCOPE_RESTARTS,
+    CursorBook,
+    advances,
+    is_passing,
+    restart_pause,
+)
 from collector.store import Store
 from collector.terminal import Progress
 from connectors.base import Connector
@@ -207,12 +214,16 @@ def _collect_scope(connector: Connector, scope: str, book: CursorBook, store: St
     scope_items = 0
     progress = Progress(f"{source} {scope}")
     in_a_row = restarts = 0
+    began: dict[tuple[str, str], str] | None = None  # the cursors the current restart began from
     while True:
         try:
-            for page in connector.pages(scope, book.snapshot()):
+            cursors = book.snapshot()
+            began = cursors if in_a_row else None
+            for page in connector.pages(scope, cursors):
                 written = store.write_page(page)
                 book.written(page)
-                in_a_row = 0
+                if began is not None and advances(page, began):
+                    in_a_row, began = 0, None
                 scope_items += written
                 result.items += written
                 if written:

@@ -18,7 +18,7 @@ from github import GithubException, RateLimitExceededException
 
 from models.records import Page
 
-# restarts of one scope in a row without a stored page in between; progress resets the count
+# restarts of one scope in a row without a page that advanced a cursor in between; progress resets the count
 SCOPE_RESTARTS = 2
 # pause before the first, second, ... restart (seconds)
 RESTART_PAUSES_S = (1.0, 3.0)
@@ -49,6 +49,13 @@ class CursorBook:
         """A copy of every cursor as it stands now."""
         with self._lock:
             return dict(self._cursors)
+
+
+def advances(page: Page, began: Mapping[tuple[str, str], str]) -> bool:
+    """Whether a stored page moves its stream's cursor past where a restart began (`began`: the book's
+    snapshot then). A restarted scope re-stores pages before it meets its failure again (its repo page,
+    a cursor page that did not move): those are no progress, or a lasting failure would restart forever."""
+    return page.cursor is not None and began.get((page.scope, page.stream)) != page.cursor
 
 
 def is_passing(exc: BaseException) -> bool:

@@ -13,10 +13,10 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
-from github import Auth, Consts, Github, GithubException, GithubRetry
+from github import Auth, Consts, Github, GithubException
 from github.Commit import Commit
 from github.Deployment import Deployment
-from github.GithubException import BadCredentialsException, RateLimitExceededException, UnknownObjectException
+from github.GithubException import UnknownObjectException
 from github.GithubObject import GithubObject
 from github.PaginatedList import PaginatedList
 from github.PullRequest import PullRequest
@@ -24,8 +24,9 @@ from github.Repository import Repository
 
 from connectors.base import Cursors, request_tally
 from connectors.github_actions import PUSH_STREAM, push_run_pages, stream_name, workflow_pages
+from connectors.github_errors import CountingRetry, describe_rest_error
 from connectors.github_repos import OwnerListings, expand, is_pattern
-from connectors.http import describe_request_error
+from connectors.http import request_path
 from connectors.resume import checkpoint, open_walk
 from models.records import Page, RawObject, Row
 
@@ -47,6 +48,10 @@ FLOW_EVENTS = frozenset(
 SETTLED_STATES = frozenset({"failure", "error", "inactive"})
 # An unsettled deployment stops being re-polled once a newer one to its environment is this much newer.
 OPEN_DEPLOYMENT_MAX_AGE = dt.timedelta(days=7)
+
+# the list endpoint below /repos/{owner}/{repo} that each stream reads (errors name it)
+STREAM_PATHS = {"repo": "", "commits": "/commits", "pulls": "/pulls", "deployments": "/deployments"}
+ACTIONS_PATH = "/actions/runs"  # push-triggered and per-workflow runs alike
 
 T = TypeVar("T")
 
@@ -87,22 +92,6 @@ def _batches(items: Iterable[T], size: int = PER_PAGE) -> Iterator[list[T]]:
         yield batch
 
 
-class _CountingRetry(GithubRetry):
-    """GithubRetry that also counts the HTTP requests it re-sends."""
-
-    def __init__(self, tally: list[int] | None = None, **kwargs: Any) -> None:
-        self.tally = tally if tally is not None else [0]
-        super().__init__(**kwargs)
-
-    def new(self, **kwargs: Any) -> _CountingRetry:
-        kwargs["tally"] = self.tally
-        return super().new(**kwargs)
-
-    def increment(self, *args: Any, **kwargs: Any) -> Any:
-        self.tally[0] += 1
-        return super().increment(*args, **kwargs)
-
-
 class GitHubConnector:
     """Collects one GitHub (or GitHub Enterprise) installation's repos."""
 
@@ -133,7 +122,7 @@ class GitHubConnector:
         self._retries = [0]
         self._tally = request_tally("github.Requester")
         self._enlist()
-        retry = _CountingRetry(
+        self._retry = retry = CountingRetry(
             tally=self._retries,
             total=retries,
             backoff_factor=0.5,
@@ -171,6 +160,7 @@ class GitHubConnector:
             return
         listings = OwnerListings(self._gh, cursors.get((LISTING_SCOPE, LISTING_STREAM)))
         self._current = "the repo listing"
+        self._endpoint = None
         self._repos = expand(self._repos, listings)
         log.info("%s: %d repos after expanding patterns", self.source, len(self._repos))
         yield Page(self.source, LISTING_SCOPE, LISTING_STREAM, cursor=listings.to_json())
@@ -187,6 +177,15 @@ class GitHubConnector:
     @_current.setter
     def _current(self, value: str) -> None:
         self._local.current = value
+
+    @property
+    def _endpoint(self) -> str | None:
+        """The path of the list the calling thread is reading (its pages and per-item requests below it)."""
+        return getattr(self._local, "endpoint", None)
+
+    @_endpoint.setter
+    def _endpoint(self, value: str | None) -> None:
+        self._local.endpoint = value
 
     def _enlist(self) -> None:
         """Count the calling thread's requests from now on as this connector's."""
@@ -209,31 +208,20 @@ class GitHubConnector:
         return min(known) if known else None
 
     def describe_error(self, exc: BaseException) -> str:
-        """One line naming the cause, for logs and the run table."""
-        if isinstance(exc, BadCredentialsException):
-            return f"GitHub at {self._base_url} rejected the token (401 Bad credentials)"
-        if isinstance(exc, RateLimitExceededException):
-            return f"GitHub rate limit exhausted at {self._base_url} ({exc.status}); try again after the reset"
-        if isinstance(exc, UnknownObjectException):
-            return f"GitHub answered 404 Not Found for {self._current} (repo deleted, renamed or not visible)"
-        if isinstance(exc, GithubException):
-            message = exc.data.get("message") if isinstance(exc.data, dict) else None
-            return f"GitHub answered {exc.status} for {self._current}: {message or 'no message'}"
-        transport = describe_request_error(exc, "GitHub", self._base_url)
-        if transport is not None:
-            return transport
-        if isinstance(exc, KeyError | TypeError | ValueError):
-            return f"malformed GitHub payload: {type(exc).__name__}: {exc}"
-        return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        """One line naming the endpoint and the cause, for logs and the run table."""
+        return describe_rest_error(exc, base_url=self._base_url, endpoint=request_path(exc) or self._endpoint,
+                                   doing=self._current, retried=self._retry.last_answer())
 
     def pages(self, scope: str, cursors: Cursors) -> Iterator[Page]:
         """All streams of one repo, each from its own cursor."""
         self._enlist()
         self._current = scope
+        self._endpoint = f"/repos/{scope}"
         repo = self._gh.get_repo(scope)
         for stream, fetch in self._streams():
             log.debug("github %s: syncing %s", scope, stream)
             self._current = f"{stream} of {scope}"
+            self._endpoint = f"/repos/{scope}{STREAM_PATHS.get(stream, ACTIONS_PATH)}"
             yield from fetch(repo, scope, cursors.get((scope, stream)))
 
     def _streams(self) -> list[tuple[str, Callable[[Repository, str, str | None], Iterator[Page]]]]:

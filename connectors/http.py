@@ -256,8 +256,10 @@ def _json_kind(value: Any) -> str:
     return names.get(type(value), "a number")
 
 
-def _endpoint(exc: requests.exceptions.RequestException) -> str:
-    """The URL path a failed request asked for, or '' when unknown."""
+def request_path(exc: BaseException) -> str:
+    """The URL path a failed request asked for, or '' when unknown (a body cut mid-read carries none)."""
+    if not isinstance(exc, requests.exceptions.RequestException):
+        return ""
     url = exc.response.url if exc.response is not None else getattr(exc.request, "url", None)
     return requests.utils.urlparse(url).path if url else ""
 
@@ -283,12 +285,17 @@ def describe_request_error(exc: BaseException, service: str, base_url: str, wher
     """One line for the failures every requests-based connector shares (naming the endpoint), else None."""
     if isinstance(exc, MalformedAnswer):
         return str(exc)
-    path = _endpoint(exc) if isinstance(exc, requests.exceptions.RequestException) else ""
+    path = request_path(exc)
     at = f" for {path}" if path else ""
     if isinstance(exc, requests.exceptions.RetryError):
-        return f"{service} at {base_url} kept failing after retries{at} ({str(exc).splitlines()[0][:160]})"
-    if isinstance(exc, requests.exceptions.Timeout):
-        return f"{service} at {base_url} did not answer {path or 'the request'} in time (timeout)"
+        # urllib3's text names the pool and URL first and its reason ('too many 502 error responses') last
+        reason = getattr(exc.args[0], "reason", None) if exc.args else None
+        return f"{service} at {base_url} kept failing after retries{at} ({str(reason or exc).splitlines()[0][:160]})"
+    if is_timeout(exc):  # a read timeout that outlasts the retries comes wrapped in a ConnectionError
+        retried = "" if isinstance(exc, requests.exceptions.Timeout) else ", still after retries"
+        return f"{service} at {base_url} did not answer {path or 'the request'} in time (timeout{retried})"
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError):
+        return f"{service} at {base_url} reset the connection in the middle of its answer{at} (still after retries)"
     if isinstance(exc, requests.exceptions.SSLError):
         return f"TLS handshake with {service} at {base_url} failed"
     if isinstance(exc, requests.exceptions.ConnectionError):

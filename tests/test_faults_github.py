@@ -368,36 +368,8 @@ def test_a_persistent_fault_fails_only_its_repo_and_a_rerun_is_exact(persisted: 
     assert_clean_history(run.after, reference)
 
 
-# Why a line about a persistent fault misses what it should name, by (case, transport): bugs in files of others.
-LINE_BUGS = {
-    **{(name, "rest"): "connectors/http.py describe_request_error: a RetryError (the status retries used up) is "
-       "described by the first 160 characters of urllib3's MaxRetryError text, which end before its reason "
-       "('too many 500 error responses'), so the line names no status; use exc.args[0].reason"
-       for name in ("500", "502 with an HTML page", "secondary rate limit 403")},
-    ("read timeout", "rest"): "connectors/http.py describe_request_error: a read timeout that outlasts the retries "
-    "comes as requests' ConnectionError (MaxRetryError of a ReadTimeoutError) and is described as 'cannot "
-    "connect to GitHub at URL', naming neither the endpoint nor the timeout; check is_timeout(exc) first",
-    ("connection reset mid-body", "rest"): "connectors/github.py describe_error / connectors/http.py "
-    "describe_request_error: requests' ChunkedEncodingError (a body cut mid-read) falls through to "
-    "'ChunkedEncodingError: (\"Connection broken: ...\")', naming no endpoint; describe it as the connection "
-    "cut in the middle of the answer for <path> (the request URL is exc.request.url)",
-    ("primary rate limit", "rest"): "connectors/github.py describe_error: RateLimitExceededException is 'GitHub "
-    "rate limit exhausted at URL (403); try again after the reset', naming neither the endpoint nor the reset "
-    "time (exc.headers['X-RateLimit-Reset'])",
-    ("429 with Retry-After", "rest"): "connectors/github.py describe_error: a GithubException names the stream "
-    "('pulls of petclinic/vets'), never the endpoint's path",
-    **{(name, "rest"): "connectors/github.py describe_error: a body that does not parse (PyGithub raises "
-       "json.JSONDecodeError) is 'malformed GitHub payload: JSONDecodeError: ...', naming neither the endpoint "
-       "nor that the answer was not JSON; GitHubConnector does not know the request it was reading"
-       for name in ("malformed JSON", "truncated page")},
-}
-
-
-def test_a_persistent_fault_is_one_clear_line(persisted: Persisted, request: pytest.FixtureRequest) -> None:
+def test_a_persistent_fault_is_one_clear_line(persisted: Persisted) -> None:
     run = persisted
-    bug = LINE_BUGS.get((run.case.name, run.api))
-    if bug:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=bug))
     lines = run.failed.errors_of("github")
     summary = next(line for line in run.failed.stdout.splitlines() if line.startswith("github:"))
     for scope in run.failing:
@@ -407,19 +379,12 @@ def test_a_persistent_fault_is_one_clear_line(persisted: Persisted, request: pyt
     assert "FAILED" in summary
 
 
-# Repos that fail for a passing reason restart from their stored cursors at most SCOPE_RESTARTS times in a row.
-RESTART_BUG = ("collector/fanout.py collect_concurrently (and collector/pipeline.py _collect_scope): in_a_row "
-               "is reset whenever a page is written, and a restarted REST repo first re-stores its repo page (and "
-               "its commits cursor page) before it reaches the failing page again, so a persistent failure is "
-               "restarted MAX_RESTARTS (10) times instead of SCOPE_RESTARTS (2), each after its pause and all its "
-               "HTTP retries; count progress only when a page advances a cursor past the one the restart began at")
-
-
-def test_a_persistent_fault_restarts_its_repo_at_most_scope_restarts_times(
-        persisted: Persisted, request: pytest.FixtureRequest) -> None:
+# A repo failing for a passing reason restarts from its stored cursors at most SCOPE_RESTARTS times in a row:
+# pages re-stored on the way back to the failure (its repo page, a cursor page that does not move) are no
+# progress.
+def test_a_persistent_fault_restarts_its_repo_at_most_scope_restarts_times(persisted: Persisted) -> None:
     run = persisted
-    if run.api == "rest" and not (run.case.at_start or run.case.token_wide):
-        request.applymarker(pytest.mark.xfail(strict=True, reason=RESTART_BUG))
     restarts = [w for w in run.failed.warnings if "again from its last stored page" in w]
+    expected = 0 if run.case.name == "primary rate limit" else scope_retry.SCOPE_RESTARTS  # a spent budget waits
     for scope in run.failing:
-        assert len([w for w in restarts if f" {scope}" in w]) <= scope_retry.SCOPE_RESTARTS
+        assert len([w for w in restarts if f" {scope}" in w]) == expected, restarts
