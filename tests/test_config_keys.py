@@ -291,3 +291,34 @@ def test_a_bad_key_exits_2_with_one_line_naming_it(key: str, case: str, tmp_path
     if case == "typo":
         assert f"(did you mean {shown(key)}?)" in lines[0]
     assert not (tmp_path / "vsm.duckdb").exists()  # nothing was opened, let alone collected
+
+
+def test_the_example_config_shows_every_key_of_the_schema() -> None:
+    """A user learns the keys from config.example.toml: each is set there, or shown as a commented line in
+    its section (`# key = ...`, `# [[stages]]`)."""
+    text = (Path(__file__).resolve().parent.parent / "config.example.toml").read_text("utf-8")
+    example = tomllib.loads(text)
+    blocks: dict[str, str] = {"": ""}  # section -> its text, comments included
+    section = ""
+    for line in text.splitlines():
+        header = re.match(r"^\[\[?([\w.]+)\]\]?\s*$", line)
+        if header:
+            section = header.group(1)
+        blocks[section] = blocks.get(section, "") + line + "\n"
+
+    def shown(key: str) -> bool:
+        parts = key.replace("[]", "").split(".")
+        value: Any = example
+        for part in parts:
+            value = value[0] if isinstance(value, list) and value else value
+            if not isinstance(value, dict) or part not in value:
+                break
+            value = value[part]
+        else:
+            return True
+        owner, leaf = ".".join(parts[:-1]), parts[-1]
+        # a commented [[stages]] table is no section header, so its lines sit in the block before it
+        where = text if key.startswith("stages") else blocks.get(owner, "")
+        return re.search(rf"^#\s*(\[\[{leaf}\]\]|{leaf}\s*=)", where, re.MULTILINE) is not None
+
+    assert [k.key for k in cfg.config_keys() if not shown(k.key)] == []
