@@ -126,8 +126,9 @@ class PagerDutyConnector:
     def pages(self, scope: str, cursors: Cursors) -> Iterator[Page]:
         """Incidents created since the cursor (one page per API page), then the still-open ones re-polled.
 
-        The cursor is {"since": newest created_at seen, "open": ids not yet resolved}; it is written with
-        the last page, so an interrupted run lists the same incidents again and the upserts absorb them.
+        The cursor is {"since": newest created_at seen, "open": ids not yet resolved}. The list comes oldest
+        first, so each page carries the cursor as it stands after it: a run cut off resumes after the last
+        stored page (the open ids it holds still include those not yet re-polled).
         """
         cursor = cursors.get((scope, STREAM))
         state = json.loads(cursor) if cursor else {"since": self._horizon.isoformat(), "open": []}
@@ -143,6 +144,8 @@ class PagerDutyConnector:
                     seen.add(incident["id"])
                     newest = max(newest, created)
                 if page.rows:
+                    state = {"since": newest.isoformat(), "open": sorted(open_ids)}
+                    page.cursor = json.dumps(state)
                     yield page
         for incident_id in sorted(open_ids - seen):
             page = Page(SOURCE, scope, STREAM)

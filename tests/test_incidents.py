@@ -655,3 +655,29 @@ def test_mapping_again_changes_nothing(shop: Store) -> None:
         shop.query("SELECT * FROM dora_weekly ORDER BY repo, week")[1],
     )
     assert after == before
+
+
+def test_pagerduty_pages_carry_the_cursor_so_a_cut_run_resumes_after_the_last_stored_page(
+    incidents: IncidentWorld
+) -> None:
+    expected = incidents.of("pagerduty")
+    service, repo = next(
+        (sid, r) for sid, r in incidents.services.items() if sum(i.repo == r for i in expected) > 1
+    )
+    mine = sorted((i for i in expected if i.repo == repo), key=lambda i: i.created_at)
+    with PagerDutySimulator(incidents, token="pd-token") as pd:
+        pd.clock = incidents.end
+        horizon = incidents.end - dt.timedelta(days=150)
+        connector = PagerDutyConnector([service], token="pd-token", url=pd.base_url, horizon=horizon,
+                                       page_size=1)
+        first = next(connector.pages(service, {}))  # the run is cut after its first stored page
+        assert first.cursor is not None
+        state = json.loads(first.cursor)
+        assert dt.datetime.fromisoformat(state["since"]) == mine[0].created_at
+        listed = len(pd.request_log)
+        rest = list(connector.pages(service, {(first.scope, first.stream): first.cursor}))
+        asked = [p for _, p, _ in pd.request_log[listed:] if p.startswith("/incidents?")]
+        # the resumed run lists from the first incident's creation on, never from the horizon again
+        assert asked and all("since=2026-01-01" not in p and f"since={horizon:%Y-%m-%d}" not in p for p in asked)
+        assert {r["incident_id"] for p in [first, *rest] for r in p.rows.get("incident_records", [])} == \
+            {i.key for i in mine}
