@@ -15,10 +15,10 @@ import duckdb
 from collector import config as config_module
 from collector.config import SOURCE_SECTIONS, Config, ConfigError
 from collector.pipeline import collect, run_map
+from collector.present.value_stream import value_stream
+from collector.render.terminal import dora_table, render_rows, stage_report, status_table
 from collector.store import Store, StoreError, open_for_reading
-from collector.terminal import dora_table, duration, render_rows, stage_report, table
 from connectors import scrub
-from models.mapper import stage_summary, totals
 
 log = logging.getLogger("vsm")
 
@@ -87,10 +87,10 @@ def cmd_collect(args: argparse.Namespace) -> int:
 
 def print_value_stream(store: Store) -> None:
     """The per-stage table, the terminal value stream map and the DORA four keys."""
-    out(stage_report(stage_summary(store.con), totals(store.con)))
-    names, rows = store.query("SELECT * FROM dora_summary ORDER BY repo NULLS LAST")
+    stream = value_stream(store.con)
+    out(stage_report(stream))
     out()
-    out(dora_table([dict(zip(names, row, strict=True)) for row in rows]))
+    out(dora_table(stream.dora))
 
 
 def cmd_map(args: argparse.Namespace) -> int:
@@ -125,9 +125,9 @@ class QueryError(RuntimeError):
 
 def cmd_explain(args: argparse.Namespace) -> int:
     """Show how a change's figures (or a stage's figure for a week) were derived."""
-    from collector.explain_text import render_change, render_stage_items
-    from collector.report import parse_week
-    from models.explain import UnknownChange, explain_change, explain_stage
+    from collector.present.explain import UnknownChange, change, stage_week
+    from collector.present.weeks import parse_week
+    from collector.render.terminal import render_change, render_stage_week
 
     config = _load(args, secrets=False)
     if bool(args.change) == bool(args.stage):
@@ -136,7 +136,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     with store:
         if args.change:
             try:
-                out(render_change(explain_change(store.con, args.change), config.calendar.timezone))
+                out(render_change(change(store.con, args.change), config.calendar.timezone))
             except UnknownChange:
                 raise UsageError(f"{args.change} is not a merged pull request in the database "
                                  "(ids look like owner/repo#123; run `vsm map` after collecting)") from None
@@ -147,7 +147,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
             week = parse_week(args.week)
         except ValueError as exc:
             raise UsageError(f"--week: {exc}") from None
-        out(render_stage_items(args.stage, week, explain_stage(store.con, args.stage, week)))
+        out(render_stage_week(stage_week(store.con, args.stage, week)))
     return EXIT_OK
 
 
@@ -159,8 +159,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     """Build the weekly flow report, always write it to disk, and mail it with --send."""
     import datetime as dt
 
-    from collector.mailer import MailError
-    from collector.report import ReportError, build_report, last_complete_week, parse_week, write_report
+    from collector.present.views import NotMapped
+    from collector.present.weeks import last_complete_week, parse_week
+    from collector.render.email.mail import MailError
+    from collector.weekly_report import build_report, write_report
 
     config = _load(args, secrets=args.send)
     if args.send and config.report is None:
@@ -173,13 +175,13 @@ def cmd_report(args: argparse.Namespace) -> int:
     with store:
         try:
             report = build_report(store.con, week, config.report)
-        except ReportError as exc:
+        except NotMapped as exc:
             raise QueryError(str(exc)) from None
     path = write_report(report, Path(args.out) if args.out else config.report_folder)
     out(f"report for {report.label} written to {path}")
     if args.send and config.report is not None:
         try:
-            from collector.report import send_report
+            from collector.weekly_report import send_report
 
             send_report(report, config.report)
         except MailError as exc:
@@ -207,7 +209,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     """Per source: last success, last error, last run's counts, freshness; non-zero when stale."""
     import json
 
-    from collector.health import source_status
+    from collector.present.health import source_status
 
     config = _load(args, secrets=False)
     store, _ = open_for_reading(config.db_path, wait_s=args.wait)
@@ -216,21 +218,15 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.json:
         out(json.dumps([s.as_json() for s in statuses], indent=2))
     else:
-        rows = [(s.source, s.last_success_at, duration(s.age_s), s.last_status, s.last_items, s.last_requests,
-                 s.rate_limit_remaining, "STALE" if s.stale else "ok", s.last_error or "") for s in statuses]
-        out(table(["source", "last success", "age", "last run", "items", "requests", "rate left", "fresh",
-                   "last error"], rows))
-        budgets = [(s.source, b["token_env"], b["resource"], b["remaining"], b["limit"], b["reset_at"])
-                   for s in statuses for b in s.rate_budget]
-        if budgets:
-            out("")
-            out(table(["source", "token (variable)", "resource", "remaining", "limit", "resets at"], budgets))
+        out(status_table(statuses))
     return EXIT_STALE if any(s.stale for s in statuses) else EXIT_OK
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Run the whole pipeline against the simulated Pet Clinic world."""
     from collector import demo
+    from collector.present.explain import slowest_change
+    from collector.present.weeks import week_label
 
     if args.serve:
         return demo.serve(Path(args.dir), seed=args.seed)
@@ -239,11 +235,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     with Store(db, read_only=True) as store:
         out()
         print_value_stream(store)
-        slowest, week = store.query("SELECT change_id, week FROM changes WHERE NOT is_bot "
-                                    "ORDER BY lead_time_s DESC NULLS LAST LIMIT 1")[1][0]
-    out()
-    iso = week.isocalendar()
-    out(QUERY_HINTS.format(config=config_path, db=db, slowest=slowest, week=f"{iso.year}-W{iso.week:02d}"))
+        slowest = slowest_change(store.con)
+    if slowest is not None:
+        out()
+        out(QUERY_HINTS.format(config=config_path, db=db, slowest=slowest[0], week=week_label(slowest[1])))
     return EXIT_OK
 
 

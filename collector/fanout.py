@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from collector.progress import Progress
 from collector.scope_retry import (
     MAX_RESTARTS,
     SCOPE_RESTARTS,
@@ -24,7 +25,6 @@ from collector.scope_retry import (
     restart_pause,
 )
 from collector.store import Store
-from collector.terminal import Progress
 from connectors.base import Connector, Cursors
 from connectors.scrub import scrub
 from models.records import Page

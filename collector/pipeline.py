@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from collector.config import Config, parse_duration, secret
 from collector.fanout import collect_concurrently
+from collector.progress import Progress
 from collector.scope_retry import (
     MAX_RESTARTS,
     SCOPE_RESTARTS,
@@ -21,7 +22,6 @@ from collector.scope_retry import (
     restart_pause,
 )
 from collector.store import Store
-from collector.terminal import Progress
 from connectors.base import Connector
 from connectors.github import GitHubConnector
 from connectors.github_deployed import SOURCE as DEPLOYED_SOURCE

@@ -16,17 +16,12 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 
 from collector import crontab
 from collector.config import Config, parse_duration
-from collector.mailer import MailError
 from collector.pipeline import SourceResult, collect, configured_sources, run_map
-from collector.report import (
-    ReportError,
-    build_report,
-    last_complete_week,
-    send_report,
-    week_bounds,
-    write_report,
-)
+from collector.present.views import NotMapped
+from collector.present.weeks import last_complete_week, week_bounds
+from collector.render.email.mail import MailError
 from collector.store import Store
+from collector.weekly_report import build_report, send_report, write_report
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +124,7 @@ def _report_pass(config: Config, now: dt.datetime | None = None) -> bool:
     try:
         with Store(config.db_path) as store:
             send_due_reports(config, store, now)
-    except (MailError, ReportError) as exc:
+    except (MailError, NotMapped) as exc:
         log.error("report: %s", exc)
         return False
     return True

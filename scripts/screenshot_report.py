@@ -18,8 +18,9 @@ from pathlib import Path
 from PIL import Image
 
 from collector import demo
-from collector.report import build_report, last_complete_week, write_report
+from collector.present.weeks import last_complete_week
 from collector.store import Store
+from collector.weekly_report import build_report, write_report
 
 log = logging.getLogger("screenshot_report")
 

@@ -20,10 +20,12 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from collector import mailer
 from collector.config import ConfigError, ReportConfig, SmtpConfig
-from collector.report import Report, build_report
-from collector.report_render import render_html, render_text
+from collector.render.email import Report
+from collector.render.email import mail as mailer
+from collector.render.email.html import render_html
+from collector.render.email.text import render_text
+from collector.weekly_report import build_report
 from tests.mapper_cases import at
 from tests.test_report import W10, images_of, tiny_stream
 
@@ -183,7 +185,7 @@ def assert_no_secret(raw: bytes, *texts: str) -> None:
 def test_the_report_arrives_intact(report: Report, server: Callable[..., tuple[Inbox, int]]) -> None:
     inbox, port = server()
     mailer_config = config(port)
-    from collector.report import send_report
+    from collector.weekly_report import send_report
 
     send_report(report, mailer_config)
     envelope = inbox.envelopes[0]
@@ -227,7 +229,7 @@ def test_starttls_with_auth_and_a_certificate_checked_against_the_trust_store(
     monkeypatch.setenv("VSM_SMTP_USER", USER)
     monkeypatch.setenv("VSM_SMTP_PASSWORD", PASSWORD)
     monkeypatch.setenv("SSL_CERT_FILE", str(certificate[0]))  # the default context trusts the test CA
-    from collector.report import send_report
+    from collector.weekly_report import send_report
 
     send_report(report, config(port, security="starttls", user_env="VSM_SMTP_USER",
                                password_env="VSM_SMTP_PASSWORD"))
@@ -240,7 +242,7 @@ def test_implicit_tls(report: Report, server: Callable[..., tuple[Inbox, int]],
                       certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     inbox, port = server(ssl_context=server_tls(certificate))
     monkeypatch.setenv("SSL_CERT_FILE", str(certificate[0]))
-    from collector.report import send_report
+    from collector.weekly_report import send_report
 
     send_report(report, config(port, security="ssl"))
     assert inbox.message()["Subject"] == "Flow report 2026-W10 for Pet Clinic"
@@ -249,7 +251,7 @@ def test_implicit_tls(report: Report, server: Callable[..., tuple[Inbox, int]],
 def test_untrusted_certificate_is_a_permanent_error(report: Report, server: Callable[..., tuple[Inbox, int]],
                                                     certificate: tuple[Path, Path]) -> None:
     _, port = server(tls_context=server_tls(certificate), require_starttls=True)
-    from collector.report import send_report
+    from collector.weekly_report import send_report
 
     refused = r"^mail to 127\.0\.0\.1:\d+ \(starttls\) failed: SSLCertVerificationError"
     with pytest.raises(mailer.MailError, match=refused):
@@ -264,7 +266,7 @@ def test_wrong_password_fails_at_once_without_showing_it(
     inbox, port = server(authenticator=authenticator, auth_require_tls=False)  # no TLS: AUTH over plain text
     monkeypatch.setenv("VSM_SMTP_USER", USER)
     monkeypatch.setenv("VSM_SMTP_PASSWORD", "not-" + PASSWORD)
-    from collector.report import send_report
+    from collector.weekly_report import send_report
 
     with pytest.raises(mailer.MailError) as error:
         send_report(report, config(port, user_env="VSM_SMTP_USER", password_env="VSM_SMTP_PASSWORD"))
@@ -278,7 +280,7 @@ def test_wrong_password_fails_at_once_without_showing_it(
 def test_missing_password_variable_is_a_config_error(report: Report, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VSM_SMTP_USER", USER)
     monkeypatch.delenv("VSM_SMTP_PASSWORD", raising=False)
-    from collector.report import send_report
+    from collector.weekly_report import send_report
 
     with pytest.raises(ConfigError, match="VSM_SMTP_PASSWORD is not set"):
         send_report(report, config(free_port(), user_env="VSM_SMTP_USER", password_env="VSM_SMTP_PASSWORD"))
@@ -287,7 +289,7 @@ def test_missing_password_variable_is_a_config_error(report: Report, monkeypatch
 def test_a_421_is_retried(report: Report, server: Callable[..., tuple[Inbox, int]],
                           caplog: pytest.LogCaptureFixture) -> None:
     inbox, port = server(Inbox(defer_first=True))
-    from collector.report import send_report
+    from collector.weekly_report import send_report
 
     send_report(report, config(port), backoff_s=0.01)
     assert inbox.data_attempts == 2

@@ -16,9 +16,12 @@ from collector import config as cfg
 from collector.demo.github_server import GitHubSimulator
 from collector.demo.world import World as PetClinic
 from collector.pipeline import collect, run_map
-from collector.report import Report, build_report, last_complete_week, parse_week, week_label, write_report
-from collector.report_render import render_html, render_text
+from collector.present.weeks import last_complete_week, parse_week, week_label
+from collector.render.email import Report
+from collector.render.email.html import render_html
+from collector.render.email.text import render_text
 from collector.store import Store, connect
+from collector.weekly_report import build_report, write_report
 from tests.conftest import WORLD_END, write_config
 from tests.mapper_cases import World, at
 

@@ -17,7 +17,7 @@ from collector import config as cfg
 from collector.cli import main
 from collector.demo.github_server import GitHubSimulator
 from collector.demo.world import World
-from collector.health import source_status
+from collector.present.health import source_status
 from collector.scheduler import Daemon
 from collector.store import Store, snapshot_path
 from tests.conftest import write_config

@@ -8,7 +8,9 @@ import json
 
 import pytest
 
-from collector.terminal import Progress, duration, percent, render_rows, table
+from collector.present.format import duration, percent
+from collector.progress import Progress
+from collector.render.terminal import render_rows, table
 
 
 @pytest.mark.parametrize(("seconds", "text"), [

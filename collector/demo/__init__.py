@@ -16,8 +16,9 @@ from typing import Any
 
 from collector import config as config_module
 from collector.pipeline import collect, run_map
-from collector.report import build_report, last_complete_week, write_report
+from collector.present.weeks import last_complete_week
 from collector.store import Store
+from collector.weekly_report import build_report, write_report
 
 log = logging.getLogger(__name__)
 

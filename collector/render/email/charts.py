@@ -1,4 +1,4 @@
-"""PNG charts for the weekly report, drawn offline with matplotlib's Agg backend from the report's figures.
+"""PNG charts for the weekly report, drawn offline with matplotlib's Agg backend from the figure records.
 
 The value stream map follows the paper drawing: process boxes left to right (process time, %C/A), the
 wait before each step as an inventory triangle, and the timeline ladder underneath (wait on the upper
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 import math
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
 
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -18,10 +18,10 @@ from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyBboxPatch, Polygon
 
-from collector.terminal import duration
-
-if TYPE_CHECKING:
-    from collector.report import Chart, Report, StageFigures
+from collector.present.format import duration, whole_percent
+from collector.present.value_stream import StageFigures, Totals
+from collector.present.weekly import WeeklyFigures
+from collector.render.email import Chart
 
 WIDTH_IN = 7.0  # figure width in inches, rendered at 1400 px: sharp when shown DISPLAY_PX wide
 DISPLAY_PX = 712  # the report's 760 px column less its padding
@@ -42,9 +42,9 @@ def _png(fig: Figure) -> bytes:
     return buffer.getvalue()
 
 
-def _pca(value: float | None) -> str:
-    """%C/A as a whole percentage, or a dash when the stage has no accuracy signal."""
-    return "-" if value is None else f"{value * 100:.0f}%"
+def _na_percent(share: float | None) -> str:
+    """A 0..1 share as a whole percentage; n/a when unknown."""
+    return whole_percent(share, "n/a")
 
 
 def _box_width(count: int, lead_in: float) -> float:
@@ -52,9 +52,20 @@ def _box_width(count: int, lead_in: float) -> float:
     return min((WIDTH_IN - 0.2 - TOTALS_IN - lead_in) / max(2 * count - 1, 1), 0.85)
 
 
-def value_stream_png(report: Report) -> bytes:
-    """Draw the week's value stream map: boxes, wait triangles, the timeline ladder and its totals."""
-    stages = report.stages
+def value_stream_png(stages: Sequence[StageFigures], totals: Totals, label: str) -> bytes:
+    """The value stream map as PNG (a week's or any period's ValueStream fields)."""
+    return _png(value_stream_figure(stages, totals, label))
+
+
+def value_stream_svg(stages: Sequence[StageFigures], totals: Totals, label: str) -> str:
+    """The same value stream map as SVG text, for a page that scales it."""
+    buffer = io.StringIO()
+    value_stream_figure(stages, totals, label).savefig(buffer, format="svg", metadata={"Date": None})
+    return buffer.getvalue()
+
+
+def value_stream_figure(stages: Sequence[StageFigures], totals: Totals, label: str) -> Figure:
+    """Draw a value stream map: boxes, wait triangles, the timeline ladder and its totals."""
     height = 3.4
     fig = Figure(figsize=(WIDTH_IN, height))
     ax = fig.add_axes((0, 0, 1, 1))
@@ -66,8 +77,8 @@ def value_stream_png(report: Report) -> bytes:
     box = _box_width(len(stages), lead_in)
     # narrower boxes (six or more stages) get smaller type, so names like "staging" stay inside their box
     scale = min(1.0, box / 0.66)
-    counted = report.totals.changes
-    ax.text(0.1, height - 0.2, f"Value stream map · {report.label} · medians over {counted} changes",
+    counted = totals.changes
+    ax.text(0.1, height - 0.2, f"Value stream map · {label} · medians over {counted} changes",
             fontsize=8, color=MUTED, va="center")
     ax.text(WIDTH_IN - 0.1, height - 0.2, "■ bottleneck", fontsize=8, color=NECK_EDGE, ha="right",
             va="center", fontweight="bold")
@@ -97,8 +108,8 @@ def value_stream_png(report: Report) -> bytes:
         ax.plot([left + 0.06, left + box - 0.06], [box_high - 0.38] * 2, color=LINE, linewidth=0.8)
         ax.text(mid, box_high - 0.6, f"PT {duration(stage.process_median_s)}", fontsize=7.5 * scale, ha="center",
                 va="center", color=INK)
-        ax.text(mid, box_high - 0.84, f"%C/A {_pca(stage.pca)}", fontsize=7.5 * scale, ha="center", va="center",
-                color=INK)
+        ax.text(mid, box_high - 0.84, f"%C/A {whole_percent(stage.pca)}", fontsize=7.5 * scale, ha="center",
+                va="center", color=INK)
         ax.text(mid, box_high - 1.06, f"n {stage.items}", fontsize=7, ha="center", va="center", color=MUTED)
         ax.text(mid, lower - 0.08, duration(stage.process_median_s), fontsize=7.5, ha="center", va="top",
                 color=INK)
@@ -113,16 +124,10 @@ def value_stream_png(report: Report) -> bytes:
             fontweight="bold", linespacing=1.3)
     ax.text(x + 0.18, lower, f"Σ process\n{duration(process_sum)}", fontsize=8, va="center", color=INK,
             fontweight="bold", linespacing=1.3)
-    totals = report.totals
     footer = (f"median lead time {duration(totals.lead_time_median_s)}   ·   flow efficiency "
-              f"{_share(totals.flow_efficiency)}   ·   rolled %C/A {_share(totals.rolled_pca)}")
+              f"{_na_percent(totals.flow_efficiency)}   ·   rolled %C/A {_na_percent(totals.rolled_pca)}")
     ax.text(WIDTH_IN / 2, 0.28, footer, fontsize=9, ha="center", va="center", color=INK, fontweight="bold")
-    return _png(fig)
-
-
-def _share(value: float | None) -> str:
-    """A 0..1 share as a whole percentage; n/a when unknown."""
-    return "n/a" if value is None else f"{value * 100:.0f}%"
+    return fig
 
 
 def _wait_marker(ax: Axes, stage: StageFigures, x: float, gap: float, neck: bool) -> None:
@@ -147,21 +152,21 @@ def _wait_marker(ax: Axes, stage: StageFigures, x: float, gap: float, neck: bool
                 arrowprops={"arrowstyle": "-|>", "color": LINE, "linewidth": 1})
 
 
-def value_stream_alt(report: Report) -> str:
+def value_stream_alt(stages: Sequence[StageFigures], totals: Totals, label: str) -> str:
     """Alt text that states the map's numbers in reading order."""
     parts = []
-    for s in report.stages:
-        wait = f"waits {duration(s.wait_median_s)} ({_share(s.wait_share)} of all wait), then " \
+    for s in stages:
+        wait = f"waits {duration(s.wait_median_s)} ({_na_percent(s.wait_share)} of all wait), then " \
             if s.wait_median_s else ""
         flag = " - the bottleneck" if s.is_bottleneck else ""
-        parts.append(f"{s.stage}: {wait}process {duration(s.process_median_s)}, %C/A {_pca(s.pca)}{flag}")
-    totals = report.totals
-    return (f"Value stream map for {report.label} (medians): " + "; ".join(parts) +
+        parts.append(f"{s.stage}: {wait}process {duration(s.process_median_s)}, "
+                     f"%C/A {whole_percent(s.pca)}{flag}")
+    return (f"Value stream map for {label} (medians): " + "; ".join(parts) +
             f". Median lead time {duration(totals.lead_time_median_s)}, flow efficiency "
-            f"{_share(totals.flow_efficiency)}.")
+            f"{_na_percent(totals.flow_efficiency)}.")
 
 
-def trend_png(report: Report) -> bytes:
+def trend_png(report: WeeklyFigures) -> bytes:
     """Stacked weekly bars: average time per stage of the week's deployed changes; the median lead time."""
     weeks = report.trend
     stages = [s for s in report.stage_order if any(s in w.stage_avg_s for w in weeks)]
@@ -196,7 +201,7 @@ def trend_png(report: Report) -> bytes:
     return _png(fig)
 
 
-def trend_alt(report: Report) -> str:
+def trend_alt(report: WeeklyFigures) -> str:
     """Alt text for the trend chart: the median lead time per week, and this week's largest stage."""
     points = ", ".join(f"{w.label.split('-')[1]} {duration(w.lead_time_median_s)}" for w in report.trend
                        if w.lead_time_median_s is not None)
@@ -209,15 +214,14 @@ def trend_alt(report: Report) -> str:
     return (f"Median lead time per week: {points or 'no deployed changes'}.{largest}")
 
 
-def report_charts(report: Report) -> list[Chart]:
+def report_charts(report: WeeklyFigures) -> list[Chart]:
     """The report's charts: the value stream map (when the week has changes) and the weekly trend."""
-    from collector.report import Chart
-
     charts = []
     if report.stages:
         charts.append(Chart("value-stream", f"value-stream.{report.label}@vsm",
-                            f"value-stream-{report.label}.png", value_stream_png(report),
-                            value_stream_alt(report),
+                            f"value-stream-{report.label}.png",
+                            value_stream_png(report.stages, report.totals, report.label),
+                            value_stream_alt(report.stages, report.totals, report.label),
                             "PT: process time; %C/A: share passed on without rework; triangles: wait before "
                             "the step (median, p85, share of all wait). The ladder's totals add the stage "
                             "medians, which do not add up to the median lead time.", DISPLAY_PX))

@@ -1,29 +1,29 @@
-"""The weekly flow report: one ISO week's figures from the views, so that a reader sees where the time went.
+"""The weekly flow report's figures: one ISO week from the views, so that a reader sees where the time went.
 
-`build_report` reads the database (headline tiles against the previous four weeks with their DORA 2023
-band, the value stream per stage, a twelve-week trend, the slowest changes, data health) and draws the
-charts; `write_report` keeps a self-contained HTML copy on disk; `send_report` mails it.
+`weekly_figures` reads the database: headline tiles against the previous four weeks with their DORA 2023
+band, the value stream per stage, a twelve-week trend, the slowest changes and data health. It returns
+a record that the email renderers draw (collector.render.email) and a web page can answer as JSON.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import re
-from dataclasses import dataclass, field, replace
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import duckdb
 
 from collector.config import ReportConfig
-from collector.report_health import Health, data_health, has_relation, query_rows
-from collector.terminal import duration
-from models.mapper import StageSummary, Totals, counted_changes_sql, stage_summary, totals
+from collector.present.format import count, duration, whole_percent
+from collector.present.health import Health, data_health
+from collector.present.records import Record
+from collector.present.value_stream import StageFigures, stage_figures
+from collector.present.views import has_relation, query_rows, repos, require_mapped
+from collector.present.weeks import WEEK, week_bounds, week_label
+from models.mapper import Totals, counted_changes_sql, totals
 
-WEEK = dt.timedelta(days=7)
 TREND_WEEKS = 12
 SLOWEST = 5
-_ISO_WEEK = re.compile(r"^\s*(\d{4})-?W(\d{1,2})\s*$", re.IGNORECASE)
 
 # The DORA 2023 bands as the mapper's dora_bands view states them (used when that view is missing):
 # metric -> (band, better, bound) best first; a figure gets the first band whose bound it meets.
@@ -39,12 +39,8 @@ DORA_BANDS: dict[str, tuple[tuple[str, str, float | None], ...]] = {
 }
 
 
-class ReportError(RuntimeError):
-    """The report cannot be built from this database; str() is one line naming what to do."""
-
-
 @dataclass(frozen=True)
-class Tile:
+class Tile(Record):
     """One headline figure: this week, the previous four weeks, the change and its DORA band."""
 
     key: str
@@ -59,22 +55,7 @@ class Tile:
 
 
 @dataclass(frozen=True)
-class StageFigures:
-    """One stage of the week's value stream, with its share of all wait."""
-
-    stage: str
-    items: int
-    wait_median_s: float | None
-    wait_p85_s: float | None
-    process_median_s: float | None
-    process_p85_s: float | None
-    pca: float | None
-    wait_share: float | None
-    is_bottleneck: bool
-
-
-@dataclass(frozen=True)
-class TrendWeek:
+class TrendWeek(Record):
     """One week of the lead-time trend: deployed changes, their median lead time, average time per stage."""
 
     week: dt.date
@@ -85,7 +66,7 @@ class TrendWeek:
 
 
 @dataclass(frozen=True)
-class SlowChange:
+class SlowChange(Record):
     """A deployed change of the week with a long lead time, and the stages it waited in (longest first)."""
 
     change_id: str
@@ -97,21 +78,8 @@ class SlowChange:
 
 
 @dataclass(frozen=True)
-class Chart:
-    """A PNG for the report, referenced by Content-ID in mail and as a data: URI on disk."""
-
-    key: str
-    cid: str
-    filename: str
-    png: bytes
-    alt: str
-    caption: str
-    width: int
-
-
-@dataclass(frozen=True)
-class Report:
-    """Everything the weekly report shows, already computed and formatted once for HTML and text alike."""
+class WeeklyFigures(Record):
+    """Everything the weekly report shows, already computed and formatted once for every renderer."""
 
     week: dt.date
     label: str
@@ -130,47 +98,6 @@ class Report:
     stage_order: tuple[str, ...]
     slowest: tuple[SlowChange, ...]
     health: Health
-    charts: tuple[Chart, ...] = field(default=())
-
-
-def week_label(monday: dt.date) -> str:
-    """The ISO week of a date as text, e.g. 2026-W47."""
-    year, week, _ = monday.isocalendar()
-    return f"{year}-W{week:02d}"
-
-
-def parse_week(text: str) -> dt.date:
-    """The Monday of an ISO week written like 2026-W47 (or 2026W47), or of the week holding a date like
-    2026-11-18; ValueError with one line otherwise."""
-    match = _ISO_WEEK.match(text)
-    if match:
-        try:
-            return dt.date.fromisocalendar(int(match.group(1)), int(match.group(2)), 1)
-        except ValueError:
-            pass
-    else:
-        try:
-            return monday_of(dt.date.fromisoformat(text.strip()))
-        except ValueError:
-            pass
-    raise ValueError(f"week {text!r} is not an ISO week like 2026-W47 (or a date like 2026-11-18)")
-
-
-def monday_of(day: dt.date) -> dt.date:
-    """The Monday of the ISO week a date is in."""
-    return day - dt.timedelta(days=day.weekday())
-
-
-def last_complete_week(now: dt.datetime) -> dt.date:
-    """The Monday of the last ISO week (UTC) that ended at or before now."""
-    moment = now.astimezone(dt.UTC) if now.tzinfo else now.replace(tzinfo=dt.UTC)
-    return monday_of(moment.date()) - WEEK
-
-
-def week_bounds(monday: dt.date) -> tuple[dt.datetime, dt.datetime]:
-    """The week as a half-open UTC interval [Monday 00:00, next Monday 00:00)."""
-    start = dt.datetime(monday.year, monday.month, monday.day, tzinfo=dt.UTC)
-    return start, start + WEEK
 
 
 def _dora_bands(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[tuple[str, str, float | None], ...]]:
@@ -217,7 +144,7 @@ def _compare(current: float | None, previous: float | None, lower_is_better: boo
     return text, "better" if improved else "worse"
 
 
-def _tile(key: str, label: str, value: float | None, previous: float | None, fmt: Any, *,
+def _tile(key: str, label: str, value: float | None, previous: float | None, fmt: Callable[[float], str], *,
           lower_is_better: bool, points: bool = False, band: str | None = None, note: str = "") -> Tile:
     """A headline tile, formatted once for every renderer."""
     change, verdict = _compare(value, previous, lower_is_better, points)
@@ -226,13 +153,8 @@ def _tile(key: str, label: str, value: float | None, previous: float | None, fmt
 
 
 def _pct(share: float | None) -> str:
-    """A 0..1 share as a whole percentage."""
-    return "n/a" if share is None else f"{share * 100:.0f}%"
-
-
-def _count(value: float | None) -> str:
-    """A count, or a per-week average with one decimal."""
-    return "n/a" if value is None else (f"{value:.0f}" if float(value).is_integer() else f"{value:.1f}")
+    """A 0..1 share as a whole percentage, n/a when unknown (the tiles' and headline's form)."""
+    return whole_percent(share, "n/a")
 
 
 PRODUCTION_SQL = """
@@ -312,7 +234,7 @@ def _tiles(con: duckdb.DuckDBPyConnection, start: dt.datetime, end: dt.datetime,
               note=f"p85 {duration(week.lead_time_p85_s)}" if week.lead_time_p85_s is not None else ""),
         _tile("flow_efficiency", "Flow efficiency", week.flow_efficiency, before.flow_efficiency, _pct,
               lower_is_better=False, points=True, note="process ÷ lead time; typical 5-25%"),
-        _tile("deployments", "Deployments", float(deploys), per_week, _count, lower_is_better=False,
+        _tile("deployments", "Deployments", float(deploys), per_week, count, lower_is_better=False,
               band=_band(bands, "deploy_frequency", per_week_4w),
               note=f"on {days} day{plural}; prior: avg per week"),
         _tile("change_failure_rate", "Change failure rate", rate, prev_rate, _pct, lower_is_better=True,
@@ -322,31 +244,13 @@ def _tiles(con: duckdb.DuckDBPyConnection, start: dt.datetime, end: dt.datetime,
     )
 
 
-def _stages(con: duckdb.DuckDBPyConnection, start: dt.datetime, end: dt.datetime, week: Totals,
-            summary: list[StageSummary]) -> tuple[StageFigures, ...]:
-    """The week's per-stage figures with each stage's share of the week's total wait."""
-    counted, params = counted_changes_sql(start, end, None)
-    sums = dict(query_rows(con, f"""
-        WITH c AS ({counted})
-        SELECT s.stage, sum(s.wait_s) FROM stage_times AS s
-        JOIN c ON c.repo = s.repo AND c.pr_number = s.pr_number
-        GROUP BY s.stage
-        """, params))
-    total = sum(float(v or 0.0) for v in sums.values())
-    return tuple(
-        StageFigures(s.stage, s.items, s.wait_median_s, s.wait_p85_s, s.process_median_s, s.process_p85_s,
-                     s.pca, float(sums.get(s.stage) or 0.0) / total if total else None,
-                     s.stage == week.bottleneck)
-        for s in summary
-    )
-
-
-def _trend(con: duckdb.DuckDBPyConnection, monday: dt.date) -> tuple[TrendWeek, ...]:
-    """The last TREND_WEEKS weeks: deployed changes, median lead time and average time per stage."""
-    first = monday - (TREND_WEEKS - 1) * WEEK
+def trend(con: duckdb.DuckDBPyConnection, monday: dt.date, weeks: int = TREND_WEEKS,
+          repo: str | None = None) -> tuple[TrendWeek, ...]:
+    """The `weeks` weeks ending with `monday`'s: deployed changes, median lead time, average time per stage."""
+    first = monday - (weeks - 1) * WEEK
     start, _ = week_bounds(first)
     _, end = week_bounds(monday)
-    counted, params = counted_changes_sql(start, end, None)
+    counted, params = counted_changes_sql(start, end, repo)
     weekly = {week: (int(n), None if med is None else float(med)) for week, n, med in query_rows(con, f"""
         WITH c AS ({counted})
         SELECT c.week, count(*), quantile_cont(c.lead_time_s, 0.5)
@@ -362,12 +266,12 @@ def _trend(con: duckdb.DuckDBPyConnection, monday: dt.date) -> tuple[TrendWeek, 
         GROUP BY d.week, s.stage
         """, params):
         per_stage.setdefault(week, {})[stage] = float(seconds)
-    weeks = []
-    for i in range(TREND_WEEKS):
+    points = []
+    for i in range(weeks):
         week = first + i * WEEK
         deployed, median = weekly.get(week, (0, None))
-        weeks.append(TrendWeek(week, week_label(week), deployed, median, per_stage.get(week, {})))
-    return tuple(weeks)
+        points.append(TrendWeek(week, week_label(week), deployed, median, per_stage.get(week, {})))
+    return tuple(points)
 
 
 def _slowest(con: duckdb.DuckDBPyConnection, start: dt.datetime, end: dt.datetime) -> tuple[SlowChange, ...]:
@@ -419,71 +323,33 @@ def _headline(label: str, week: Totals) -> tuple[str, str]:
     return headline, summary
 
 
-def build_report(con: duckdb.DuckDBPyConnection, week: dt.date, config: ReportConfig | None = None, *,
-                 now: dt.datetime | None = None, charts: bool = True) -> Report:
-    """Compute the report for the ISO week starting on `week` (a Monday) from the mapped views."""
+def weekly_figures(con: duckdb.DuckDBPyConnection, week: dt.date, config: ReportConfig | None = None, *,
+                   now: dt.datetime | None = None) -> WeeklyFigures:
+    """Compute the report's figures for the ISO week starting on `week` (a Monday) from the mapped views."""
     if week.weekday() != 0:
         raise ValueError(f"{week} is not a Monday (ISO weeks start on Monday)")
-    if not has_relation(con, "map_change_rows") or not has_relation(con, "stage_times"):
-        raise ReportError("the database has no mapped views yet: run `vsm map` (or `vsm collect`) first")
+    require_mapped(con)
     generated = now or dt.datetime.now(dt.UTC)
     start, end = week_bounds(week)
     label = week_label(week)
     this_week = totals(con, start, end)
     before = totals(con, start - 4 * WEEK, start)
-    summary_rows = stage_summary(con, start, end)
+    stages = stage_figures(con, start, end, None, this_week.bottleneck)
     configured = [s for (s,) in query_rows(con, "SELECT stage FROM map_stages ORDER BY stage_order")] \
-        if has_relation(con, "map_stages") else [s.stage for s in summary_rows]
-    present = {s.stage for s in summary_rows}
+        if has_relation(con, "map_stages") else [s.stage for s in stages]
+    present = {s.stage for s in stages}
     headline, summary = _headline(label, this_week)
     if generated < end:
         summary += f" {label} is not over yet: these are the figures so far."
     template = (config or ReportConfig()).subject
-    report = Report(
+    return WeeklyFigures(
         week=week, label=label, start=start, end=end, generated_at=generated,
-        subject=template.replace("{week}", label),
-        repos=tuple(r for (r,) in query_rows(con, "SELECT repo FROM repos ORDER BY repo")),
+        subject=template.replace("{week}", label), repos=repos(con),
         headline=headline, summary=summary,
         tiles=_tiles(con, start, end, this_week, before),
-        stages=_stages(con, start, end, this_week, summary_rows),
+        stages=stages,
         missing_stages=tuple(s for s in configured if s not in present),
-        totals=this_week, trend=_trend(con, week), stage_order=tuple(configured),
+        totals=this_week, trend=trend(con, week), stage_order=tuple(configured),
         slowest=_slowest(con, start, end),
         health=data_health(con, start, end, generated),
     )
-    if not charts:
-        return report
-    from collector.report_charts import report_charts
-
-    return replace(report, charts=tuple(report_charts(report)))
-
-
-def report_path(report: Report, target: Path | str) -> Path:
-    """Where write_report writes: target itself when it names an .html file, else target/<week>.html."""
-    path = Path(target)
-    if path.suffix.lower() in (".html", ".htm") and not path.is_dir():
-        return path
-    return path / f"{report.label}.html"
-
-
-def write_report(report: Report, target: Path | str) -> Path:
-    """Write the self-contained HTML copy (images as data: URIs) and return its path."""
-    from collector.report_render import render_html
-
-    path = report_path(report, target)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_html(report, inline=True), encoding="utf-8")
-    return path
-
-
-def send_report(report: Report, config: ReportConfig, *, attempts: int = 4, backoff_s: float = 2.0) -> None:
-    """Mail the report (HTML with inline images and a plain-text alternative) to the configured recipients."""
-    from collector import mailer
-    from collector.report_render import render_html, render_text
-
-    message = mailer.compose(
-        subject=config.subject.replace("{week}", report.label), sender=config.sender, to=config.to,
-        cc=config.cc, text=render_text(report), html=render_html(report, inline=False),
-        images=[mailer.InlineImage(c.cid, c.png, c.filename) for c in report.charts],
-    )
-    mailer.send(message, config.smtp, attempts=attempts, backoff_s=backoff_s)

@@ -1,39 +1,33 @@
-"""Data health for the weekly report: did every source sync, were there errors or gaps, what is missing.
+"""Data health: did every source sync, were there errors or gaps, what is fresh, what is missing.
 
-A figure is only as good as the data under it; the report says plainly when a source failed, when its
-last successful sync ended before the week did, and when syncs stopped for longer than two days.
+A figure is only as good as the data under it. `data_health` tells, for a period such as the report's
+week, when a source failed, when its last successful sync ended before the period did, and when syncs
+stopped for longer than two days; `source_status` is `vsm status`: per configured source how fresh the
+data is, how the last run went, its rate budget, and whether it is stale.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import itertools
-from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import duckdb
 
-from collector.terminal import duration
+from collector.config import Config, parse_duration
+from collector.pipeline import configured_sources
+from collector.present.format import duration, when
+from collector.present.records import Record, fields_json
+from collector.present.views import has_relation, query_rows
+from collector.store import Store
 from models.mapper import counted_changes_sql
 
 GAP_WARN_S = 2 * 86400.0  # a longer stretch without a successful sync is called out as a gap
 
 
-def has_relation(con: duckdb.DuckDBPyConnection, name: str, columns: Sequence[str] = ()) -> bool:
-    """True when a table or view exists (with every listed column): later views are optional."""
-    found = {row[0] for row in con.execute(
-        "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [name]).fetchall()}
-    return bool(found) and all(column in found for column in columns)
-
-
-def query_rows(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-    """Run a query and fetch every row (an unfinished result would block the connection)."""
-    return con.execute(sql, list(params)).fetchall()
-
-
 @dataclass(frozen=True)
-class SourceHealth:
+class SourceHealth(Record):
     """How one source's syncs went around the report week."""
 
     source: str
@@ -48,7 +42,7 @@ class SourceHealth:
 
 
 @dataclass(frozen=True)
-class ScopeHealth:
+class ScopeHealth(Record):
     """One repo (or job) of a source: when its cursors last advanced; its error when the last run failed."""
 
     source: str
@@ -58,7 +52,7 @@ class ScopeHealth:
 
 
 @dataclass(frozen=True)
-class Health:
+class Health(Record):
     """Whether the week's figures rest on complete data: syncs, errors, gaps, clamped spans."""
 
     sources: tuple[SourceHealth, ...]
@@ -71,12 +65,9 @@ class Health:
         """True when nothing limits the week's figures."""
         return not self.problems
 
-
-def when(moment: dt.datetime | None) -> str:
-    """A UTC timestamp for the report, e.g. Tue 17 Nov 09:05 UTC; 'never' when missing."""
-    if moment is None:
-        return "never"
-    return moment.astimezone(dt.UTC).strftime("%a %d %b %H:%M UTC")
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready fields, with the verdict `ok` beside them."""
+        return {**fields_json(self), "ok": self.ok}
 
 
 def _longest_gap(successes: list[dt.datetime], anchor: dt.datetime | None,
@@ -156,3 +147,70 @@ def data_health(con: duckdb.DuckDBPyConnection, start: dt.datetime, end: dt.date
     notes = ((f"{clamped} stage span{'s' if clamped != 1 else ''} of this week's changes ran backwards"
               " (clock skew or out-of-order events) and counted as 0."),) if clamped else ()
     return Health(states, scopes, tuple(problems), notes)
+
+
+STATUS_SQL = """
+WITH ranked AS (
+    SELECT *, row_number() OVER (PARTITION BY source ORDER BY run_id DESC) AS newest
+    FROM sync_runs
+)
+SELECT
+    s.source,
+    (SELECT max(finished_at) FROM sync_runs AS r WHERE r.source = s.source AND r.status = 'success'),
+    (SELECT error FROM sync_runs AS r WHERE r.source = s.source AND r.error IS NOT NULL
+     ORDER BY run_id DESC LIMIT 1),
+    last.status, last.started_at, last.finished_at, last.items, last.requests, last.rate_limit_remaining
+FROM (SELECT unnest(?::VARCHAR[]) AS source) AS s
+LEFT JOIN ranked AS last ON last.source = s.source AND last.newest = 1
+ORDER BY s.source
+"""
+
+
+BUDGET_SQL = """
+SELECT source, token_env, resource, remaining, "limit", reset_at, observed_at
+FROM rate_budgets ORDER BY source, token_env, resource
+"""
+
+
+@dataclass(frozen=True)
+class SourceStatus(Record):
+    """The health of one configured source."""
+
+    source: str
+    last_success_at: dt.datetime | None
+    last_error: str | None
+    last_status: str | None
+    last_started_at: dt.datetime | None
+    last_finished_at: dt.datetime | None
+    last_items: int | None
+    last_requests: int | None
+    rate_limit_remaining: int | None
+    age_s: float | None
+    stale: bool
+    rate_budget: tuple[dict[str, Any], ...] = ()
+
+    def as_json(self) -> dict[str, Any]:
+        """JSON-ready fields (timestamps as ISO 8601 UTC)."""
+        fields = {k: v.isoformat() if isinstance(v, dt.datetime) else v for k, v in asdict(self).items()}
+        fields["rate_budget"] = [{k: v.isoformat() if isinstance(v, dt.datetime) else v for k, v in b.items()}
+                                 for b in self.rate_budget]
+        return fields
+
+
+def source_status(config: Config, store: Store, now: dt.datetime | None = None) -> list[SourceStatus]:
+    """The status of every configured source; stale = no success within [schedule] stale_after."""
+    now = now or dt.datetime.now(dt.UTC)
+    limit = parse_duration(config.schedule.stale_after, "schedule.stale_after")
+    rows = store.query(STATUS_SQL, [configured_sources(config)])[1]
+    statuses = []
+    columns, budgets = store.query(BUDGET_SQL)
+    by_source: dict[str, list[dict[str, Any]]] = {}
+    for row in budgets:
+        item = dict(zip(columns, row, strict=True))
+        by_source.setdefault(item.pop("source"), []).append(item)
+    for source, success, error, status, started, finished, items, requests, remaining in rows:
+        age = (now - success).total_seconds() if success is not None else None
+        statuses.append(SourceStatus(source, success, error, status, started, finished, items, requests,
+                                     remaining, age, stale=age is None or age > limit,
+                                     rate_budget=tuple(by_source.get(source, ()))))
+    return statuses

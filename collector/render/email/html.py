@@ -1,21 +1,19 @@
-"""The weekly report as email-safe HTML (tables, inline styles, images by Content-ID or data: URI) and text.
+"""The weekly report as email-safe HTML: tables, inline styles, images by Content-ID or data: URI.
 
-Both renderings print the same pre-formatted figures from the Report, so the text alternative carries
-the same numbers as the HTML.
+It prints the same pre-formatted figures as the plain-text alternative (text.py), so both carry the
+same numbers.
 """
 
 from __future__ import annotations
 
 import base64
-import datetime as dt
 from collections.abc import Sequence
 from html import escape
-from typing import TYPE_CHECKING
 
-from collector.terminal import duration, table
-
-if TYPE_CHECKING:
-    from collector.report import Chart, Report, SlowChange, Tile
+from collector.present.format import duration, when, whole_percent
+from collector.present.weekly import Tile
+from collector.render.email import Chart, Report
+from collector.render.email.text import METHOD, period, waits_text
 
 FONT = "font-family:Arial,Helvetica,sans-serif;"
 INK, MUTED, RULE = "#1f2933", "#5f6b7a", "#e4e7eb"
@@ -23,30 +21,6 @@ VERDICT_COLOURS = {"better": "#2e7d32", "worse": "#c62828", "steady": "#5f6b7a"}
 BAND_COLOURS = {"Elite": ("#1b5e20", "#ffffff"), "High": ("#43a047", "#ffffff"),
                 "Medium": ("#f9a825", "#1f2933"), "Low": ("#c62828", "#ffffff")}
 CONTENT_PX = 760
-METHOD = (
-    "Weeks run Monday 00:00 to Monday 00:00 UTC. A change (merged pull request) belongs to the week it "
-    "reached production, or the week it merged while not yet deployed; bot-authored changes are left out. "
-    "Lead time runs from the first commit to the production deployment; flow efficiency is process time "
-    "over lead time; %C/A is the share of changes a stage passed on without rework. Deployments are "
-    "successful production deployments finished in the week (each repo's first one seen holds all earlier "
-    "history and is not counted). Tiles compare with the four weeks before (deployments: the average per "
-    "week). DORA 2023 bands: deployments per week over the last four weeks 7+ Elite, 1+ High, 1 a month "
-    "Medium; lead time at most a day Elite, a week High, 30 days Medium; change failure rate at most 5% "
-    "Elite, 10% High, 15% Medium; recovery at most an hour Elite, a day High, a week Medium."
-)
-
-
-def _when(moment: dt.datetime | None) -> str:
-    """A UTC timestamp as shown in the report."""
-    from collector.report_health import when
-
-    return when(moment)
-
-
-def _period(report: Report) -> str:
-    """The week's dates, e.g. Mon 16 Nov - Sun 22 Nov 2026 (UTC)."""
-    last = report.end - dt.timedelta(days=1)
-    return f"{report.start:%a %d %b} - {last:%a %d %b %Y} (UTC)"
 
 
 def _arrow(tile: Tile) -> str:
@@ -57,18 +31,6 @@ def _arrow(tile: Tile) -> str:
     if text.startswith("-") and text not in ("-0%", "-0.0 pts"):
         return "▼ "
     return ""
-
-
-def waits_text(change: SlowChange, limit: int = 2) -> str:
-    """Where a change waited: its longest waits (the first, and others of 5% or more of its lead time)."""
-    share = [(stage, seconds, seconds / change.lead_time_s if change.lead_time_s else 0.0)
-             for stage, seconds in change.waits]
-    kept = [item for index, item in enumerate(share[:limit]) if index == 0 or item[2] >= 0.05]
-    parts = [f"{stage} {duration(seconds)} ({part * 100:.0f}%)" for stage, seconds, part in kept]
-    return ", ".join(parts) or "no wait recorded"
-
-
-# -- HTML ------------------------------------------------------------------------------------------------
 
 
 def _image_src(chart: Chart, inline: bool) -> str:
@@ -143,8 +105,8 @@ def _figure(chart: Chart, inline: bool) -> str:
 def _stages_html(report: Report) -> str:
     """The per-stage table."""
     rows = [[escape(s.stage) + (" ◆ bottleneck" if s.is_bottleneck else ""), str(s.items),
-             duration(s.wait_median_s), duration(s.wait_p85_s), _share(s.wait_share),
-             duration(s.process_median_s), duration(s.process_p85_s), _share(s.pca)] for s in report.stages]
+             duration(s.wait_median_s), duration(s.wait_p85_s), whole_percent(s.wait_share),
+             duration(s.process_median_s), duration(s.process_p85_s), whole_percent(s.pca)] for s in report.stages]
     html = _table(["stage", "changes", "wait p50", "wait p85", "share of wait", "process p50", "process p85",
                    "%C/A"], rows, [False] + [True] * 7, [s.is_bottleneck for s in report.stages])
     if report.missing_stages:
@@ -178,15 +140,15 @@ def _health_html(report: Report) -> str:
                    f"{items}</ul>")
     sources = _table(["source", "last successful sync", "last run", "failed runs since week start",
                       "longest gap"],
-                     [[escape(s.source), _when(s.last_success_at), escape(f"{s.last_status or '-'}, "
-                                                                           f"{_when(s.last_run_at)}"),
+                     [[escape(s.source), when(s.last_success_at), escape(f"{s.last_status or '-'}, "
+                                                                           f"{when(s.last_run_at)}"),
                        str(s.failed_runs), duration(s.longest_gap_s)] for s in health.sources],
                      [False, False, False, True, True])
     scopes = ""
     if health.scopes:
         scopes = "<div style=\"height:10px;\"></div>" + _table(
             ["scope", "data last advanced", "error in the last run"],
-            [[escape(f"{s.source} {s.scope}"), _when(s.last_advanced_at), escape(s.error or "-")]
+            [[escape(f"{s.source} {s.scope}"), when(s.last_advanced_at), escape(s.error or "-")]
              for s in health.scopes], [False, False, False])
     notes = "".join(f'<p style="margin:6px 0 0 0;{FONT}font-size:12px;color:{MUTED};">{escape(n)}</p>'
                     for n in health.notes)
@@ -198,7 +160,7 @@ def render_html(report: Report, inline: bool = False) -> str:
     charts = {c.key: c for c in report.charts}
     tiles = "".join(_tile_html(t) for t in report.tiles)
     parts = [
-        _row(f'<div style="{FONT}font-size:12px;color:{MUTED};">{escape(_period(report))} · '
+        _row(f'<div style="{FONT}font-size:12px;color:{MUTED};">{escape(period(report))} · '
              f'{escape(", ".join(report.repos) or "no repos")}</div>'
              f'<h1 style="margin:4px 0 0 0;{FONT}font-size:22px;line-height:28px;color:{INK};">'
              f"Flow report {escape(report.label)}</h1>", "20px 24px 4px 24px"),
@@ -224,7 +186,7 @@ def render_html(report: Report, inline: bool = False) -> str:
         parts.append(_row(_heading("Slowest changes this week") + _slowest_html(report)))
     parts.append(_row(_heading("Data health") + _health_html(report)))
     parts.append(_row(f'<p style="margin:0;{FONT}font-size:11px;line-height:16px;color:{MUTED};">'
-                      f"{escape(METHOD)}<br>Generated by vsm at {escape(_when(report.generated_at))}.</p>",
+                      f"{escape(METHOD)}<br>Generated by vsm at {escape(when(report.generated_at))}.</p>",
                       "16px 24px 24px 24px"))
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
@@ -238,69 +200,3 @@ def render_html(report: Report, inline: bool = False) -> str:
         + "".join(parts) +
         "</table>\n</td></tr></table>\n</body></html>\n"
     )
-
-
-def _share(value: float | None) -> str:
-    """A 0..1 share as a whole percentage; a dash when unknown."""
-    return "-" if value is None else f"{value * 100:.0f}%"
-
-
-# -- plain text ------------------------------------------------------------------------------------------
-
-
-def render_text(report: Report) -> str:
-    """The report as plain text with the same figures, for mail clients that show no HTML."""
-    lines = [f"Flow report {report.label}: {_period(report)}", f"Repos: {', '.join(report.repos) or 'none'}",
-             "", report.headline, report.summary, ""]
-    lines += ["HEADLINE (this week vs the four weeks before)",
-              table(["figure", "this week", "prior 4 wks", "change", "DORA 2023", "note"],
-                    [(t.label, t.text, t.previous_text,
-                      f"{t.change_text} ({t.verdict})" if t.verdict else t.change_text, t.band or "", t.note)
-                     for t in report.tiles]), ""]
-    lines.append("VALUE STREAM PER STAGE (medians)")
-    if report.stages:
-        lines.append(table(
-            ["stage", "changes", "wait p50", "wait p85", "share of wait", "process p50", "process p85",
-             "%C/A"],
-            [(s.stage + (" (bottleneck)" if s.is_bottleneck else ""), s.items, duration(s.wait_median_s),
-              duration(s.wait_p85_s), _share(s.wait_share), duration(s.process_median_s),
-              duration(s.process_p85_s), _share(s.pca)) for s in report.stages],
-            right=[False] + [True] * 7))
-        if report.missing_stages:
-            lines.append(f"No data this week for: {', '.join(report.missing_stages)}.")
-    else:
-        lines.append("No change was merged or deployed this week.")
-    lines += ["", "LEAD TIME, WEEK BY WEEK (deployed changes)"]
-    trend_rows = []
-    for week in report.trend:
-        largest = max(week.stage_avg_s.items(), key=lambda item: item[1], default=None)
-        trend_rows.append((week.label, week.deployed, duration(week.lead_time_median_s),
-                           f"{largest[0]} {duration(largest[1])}" if largest else "-"))
-    lines.append(table(["week", "deployed", "median lead time", "largest stage (average)"], trend_rows,
-                       right=[False, True, True, False]))
-    if report.slowest:
-        lines += ["", "SLOWEST CHANGES THIS WEEK"]
-        for rank, change in enumerate(report.slowest, start=1):
-            lines.append(f"{rank}. {change.change_id} {change.title} ({change.author}): lead time "
-                         f"{duration(change.lead_time_s)}")
-            lines.append(f"   waited: {waits_text(change)}")
-            if change.url:
-                lines.append(f"   {change.url}")
-    lines += ["", "DATA HEALTH"]
-    health = report.health
-    if health.ok:
-        lines.append("OK: every source synced successfully after the week ended; no errors or gaps.")
-    lines += [f"! {problem}" for problem in health.problems]
-    if health.sources:
-        lines.append(table(["source", "last successful sync", "last run", "failed runs since week start",
-                            "longest gap"],
-                           [(s.source, _when(s.last_success_at),
-                             f"{s.last_status or '-'}, {_when(s.last_run_at)}", s.failed_runs,
-                             duration(s.longest_gap_s)) for s in health.sources]))
-    for scope in health.scopes:
-        error = f"; error: {scope.error}" if scope.error else ""
-        lines.append(f"  {scope.source} {scope.scope}: data last advanced {_when(scope.last_advanced_at)}"
-                     f"{error}")
-    lines += [f"  {note}" for note in health.notes]
-    lines += ["", METHOD, f"Generated by vsm at {_when(report.generated_at)}."]
-    return "\n".join(lines) + "\n"

@@ -1,4 +1,5 @@
-"""Plain-text rendering for the terminal: durations, aligned tables, the per-stage summary."""
+"""Plain text for the terminal: aligned tables, query results, the value stream map, the DORA four keys,
+`vsm status` and `vsm explain`; it only draws figure records (collector.present), it queries nothing."""
 
 from __future__ import annotations
 
@@ -6,66 +7,14 @@ import csv
 import datetime as dt
 import io
 import json
-import sys
-import time
 from collections.abc import Sequence
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from models.mapper import StageSummary, Totals
-
-
-class Progress:
-    """A one-line progress display for long syncs, on an interactive terminal only.
-
-    Off a TTY (cron, systemd, pipes) it stays silent and the log lines tell the story instead.
-    """
-
-    def __init__(self, label: str, stream: io.TextIOBase | None = None, min_interval_s: float = 0.2) -> None:
-        self.label = label
-        self.stream = stream or sys.stderr
-        self.enabled = bool(getattr(self.stream, "isatty", lambda: False)())
-        self.min_interval_s = min_interval_s
-        self._last = 0.0
-        self._shown = False
-
-    def update(self, text: str) -> None:
-        """Redraw the line (at most every min_interval_s)."""
-        now = time.monotonic()
-        if not self.enabled or now - self._last < self.min_interval_s:
-            return
-        self._last = now
-        self.stream.write(f"\r\x1b[2K{self.label} {text}")
-        self.stream.flush()
-        self._shown = True
-
-    def close(self) -> None:
-        """Clear the line so log output continues cleanly."""
-        if self._shown:
-            self.stream.write("\r\x1b[2K")
-            self.stream.flush()
-            self._shown = False
-
-
-def duration(seconds: float | None) -> str:
-    """A short human duration: 2d 4h, 5h 12m, 14m, 40s; '-' when unknown."""
-    if seconds is None:
-        return "-"
-    total = round(seconds)
-    days, rest = divmod(total, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days}d {hours}h"
-    if hours:
-        return f"{hours}h {minutes:02d}m"
-    if minutes:
-        return f"{minutes}m"
-    return f"{secs}s"
-
-
-def percent(share: float | None) -> str:
-    """A 0..1 share as a percentage."""
-    return "-" if share is None else f"{share * 100:.1f}%"
+from collector.present.explain import ChangeExplanation, StageWeek
+from collector.present.format import duration, local_time, percent
+from collector.present.health import SourceStatus
+from collector.present.value_stream import DoraRow, StageFigures, Totals, ValueStream
 
 
 def _cell(value: Any) -> str:
@@ -108,8 +57,9 @@ def render_rows(headers: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str)
     return table(headers, rows) + footer
 
 
-def stage_report(stages: Sequence[StageSummary], totals: Totals) -> str:
+def stage_report(stream: ValueStream) -> str:
     """The per-stage table, the totals, the bottleneck and the value stream map that `vsm map` prints."""
+    stages, totals = stream.stages, stream.totals
     rows = [
         (s.stage, s.items, duration(s.wait_median_s), duration(s.wait_p85_s),
          duration(s.process_median_s), duration(s.process_p85_s), duration(s.wait_work_median_s),
@@ -137,7 +87,7 @@ BOX_WIDTH = 13  # inner width of a process box
 GAP_WIDTH = 9  # room between boxes for the wait marker
 
 
-def value_stream_map(stages: Sequence[StageSummary], totals: Totals, bottleneck: str | None = None) -> str:
+def value_stream_map(stages: Sequence[StageFigures], totals: Totals, bottleneck: str | None = None) -> str:
     """Draw the classic value stream map: process boxes, the waits between them, the timeline ladder.
 
     Figures are medians per stage. The ladder underneath has wait on its upper rungs and process on its
@@ -184,7 +134,7 @@ def value_stream_map(stages: Sequence[StageSummary], totals: Totals, bottleneck:
     return "\n".join([wait_row.rstrip(), *box_rows, "", ladder_top, ladder_bottom, "", legend])
 
 
-def dora_table(rows: Sequence[dict[str, Any]]) -> str:
+def dora_table(rows: Sequence[DoraRow]) -> str:
     """The DORA four keys per repo (and over all repos) with their 2023 State of DevOps bands."""
     if not rows:
         return "DORA four keys: no production deployments yet"
@@ -193,15 +143,92 @@ def dora_table(rows: Sequence[dict[str, Any]]) -> str:
         return f"{value} ({band})" if band else value
 
     body = [
-        (r["repo"] or "all repos",
-         cell(f"{r['deploys_per_week']:.1f}/week" if r["deploys_per_week"] is not None else "-", r["deploy_band"]),
-         cell(duration(r["lead_time_median_s"]), r["lead_time_band"]),
-         cell(percent(r["change_failure_rate"]), r["change_failure_band"]),
-         cell(duration(r["recovery_median_s"]), r["recovery_band"]),
-         cell(duration(r["restore_median_s"]), r["restore_band"]),
-         r["incidents"])
+        (r.repo or "all repos",
+         cell(f"{r.deploys_per_week:.1f}/week" if r.deploys_per_week is not None else "-", r.deploy_band),
+         cell(duration(r.lead_time_median_s), r.lead_time_band),
+         cell(percent(r.change_failure_rate), r.change_failure_band),
+         cell(duration(r.recovery_median_s), r.recovery_band),
+         cell(duration(r.restore_median_s), r.restore_band),
+         r.incidents)
         for r in rows
     ]
     return "DORA four keys (bands: 2023 State of DevOps Report)\n" + table(
         ["repo", "deploy frequency", "lead time p50", "change failure rate", "failed-deploy recovery",
          "time to restore", "incidents"], body)
+
+
+def status_table(statuses: Sequence[SourceStatus]) -> str:
+    """`vsm status` as text: one row per source, then the rate budgets per token when any are known."""
+    rows = [(s.source, s.last_success_at, duration(s.age_s), s.last_status, s.last_items, s.last_requests,
+             s.rate_limit_remaining, "STALE" if s.stale else "ok", s.last_error or "") for s in statuses]
+    text = table(["source", "last success", "age", "last run", "items", "requests", "rate left", "fresh",
+                  "last error"], rows)
+    budgets = [(s.source, b["token_env"], b["resource"], b["remaining"], b["limit"], b["reset_at"])
+               for s in statuses for b in s.rate_budget]
+    if budgets:
+        text += "\n\n" + table(["source", "token (variable)", "resource", "remaining", "limit", "resets at"],
+                                budgets)
+    return text
+
+
+def _span(start: str | None, end: str | None) -> str:
+    """The events a span ran between, or '-' when the stage has no such span."""
+    return f"{start} -> {end}" if start and end else "-"
+
+
+def render_change(change: ChangeExplanation, timezone: str = "UTC") -> str:
+    """Everything behind one change's figures, top to bottom in the order a reader asks."""
+    zone = ZoneInfo(timezone)
+    lines = [
+        f"{change.change_id}  {change.title or ''}".rstrip(),
+        (f"author {change.author or '?'}{' (bot)' if change.is_bot else ''}; merged {local_time(change.merged_at, zone)}; "
+         f"deployed {local_time(change.deployed_at, zone)}; lead time {duration(change.lead_time_s)}; "
+         f"week of {change.week.isoformat()}"),
+    ]
+    if change.is_revert:
+        lines.append(f"this change reverts {change.reverts_change_id or 'an unidentified change'}")
+    if change.reverted_by:
+        lines.append(f"reverted later by {', '.join(change.reverted_by)} (counted as rework)")
+    lines += ["", "Timeline"]
+    lines.append(table(["at", "event", "source", "detail"],
+                       [(local_time(e.at, zone), e.event + (f":{e.environment}" if e.environment else ""), e.source,
+                         e.detail) for e in change.events]))
+    if change.reviews:
+        lines += ["", "Reviews"]
+        lines.append(table(["submitted", "reviewer", "state", "counted as", "why"],
+                           [(local_time(r.submitted_at, zone), r.reviewer or "?", r.state or "", ", ".join(r.roles) or "-",
+                             r.reason) for r in change.reviews]))
+    if change.deliveries:
+        lines += ["", "Delivery"]
+        for d in change.deliveries:
+            lines.append(f"- {d.target}: {d.item_id or 'none'} ({d.attribution or 'not delivered'}), "
+                         f"{local_time(d.started_at, zone)} -> {local_time(d.finished_at, zone)}"
+                         f"{f', {d.failed_attempts} failed attempt(s) before' if d.failed_attempts else ''}"
+                         f"{', rolled back' if d.rolled_back else ''}")
+            lines.append(f"  why: {d.reason}")
+    lines += ["", "Stages"]
+    lines.append(table(
+        ["stage", "wait", "wait (work)", "process", "process (work)", "wait span", "process span"],
+        [(s.stage, duration(s.wait_s), duration(s.wait_work_s), duration(s.process_s), duration(s.process_work_s),
+          _span(s.wait_from_event, s.wait_to_event), _span(s.process_from_event, s.process_to_event))
+         for s in change.stages],
+        right=[False, True, True, True, True, False, False],
+    ))
+    for s in change.stages:
+        lines += [f"  {s.stage}: {note}" for note in s.why]
+    if change.skipped_stages:
+        lines.append(f"  skipped (no events for this change): {', '.join(change.skipped_stages)}")
+    return "\n".join(lines)
+
+
+def render_stage_week(figure: StageWeek) -> str:
+    """The changes behind one stage's figure for one ISO week."""
+    stage, week, items = figure.stage, figure.week, figure.items
+    if not items:
+        return f"no changes in stage {stage} for the week of {week.isoformat()}"
+    rows = [(i.change_id, (i.title or "")[:48], duration(i.wait_s), duration(i.wait_work_s), duration(i.process_s),
+             duration(i.process_work_s), i.rework if i.rework else "") for i in items]
+    header = f"stage {stage}, week of {week.isoformat()} ({figure.label}): "
+    header += f"{len(items)} change{'s' if len(items) != 1 else ''}"
+    return header + "\n" + table(["change", "title", "wait", "wait (work)", "process", "process (work)", "rework"],
+                                 rows, right=[False, False, True, True, True, True, True])

@@ -1,0 +1,35 @@
+"""Reading the mapped views: whether one exists, every row of a query, and the error when none is mapped."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import duckdb
+
+
+class NotMapped(RuntimeError):
+    """The figures cannot be read from this database; str() is one line naming what to do."""
+
+
+def has_relation(con: duckdb.DuckDBPyConnection, name: str, columns: Sequence[str] = ()) -> bool:
+    """True when a table or view exists (with every listed column): later views are optional."""
+    found = {row[0] for row in con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [name]).fetchall()}
+    return bool(found) and all(column in found for column in columns)
+
+
+def query_rows(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    """Run a query and fetch every row (an unfinished result would block the connection)."""
+    return con.execute(sql, list(params)).fetchall()
+
+
+def require_mapped(con: duckdb.DuckDBPyConnection) -> None:
+    """Raise NotMapped unless the mapper's change and stage views are there."""
+    if not has_relation(con, "map_change_rows") or not has_relation(con, "stage_times"):
+        raise NotMapped("the database has no mapped views yet: run `vsm map` (or `vsm collect`) first")
+
+
+def repos(con: duckdb.DuckDBPyConnection) -> tuple[str, ...]:
+    """Every collected repo, sorted: the choices a repo filter accepts."""
+    return tuple(r for (r,) in query_rows(con, "SELECT repo FROM repos ORDER BY repo"))
