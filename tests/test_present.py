@@ -7,9 +7,10 @@ import json
 
 import pytest
 
-from collector.present.explain import stage_week
+from collector.present.explain import stage_changes, stage_week
 from collector.present.format import duration, local_time, whole_percent
 from collector.present.records import as_json
+from collector.present.trends import trends
 from collector.present.value_stream import WhatIf, dora_summary, value_stream, what_if
 from collector.present.views import NotMapped
 from collector.present.weekly import weekly_figures
@@ -32,6 +33,31 @@ def test_value_stream_of_a_week_matches_the_weekly_figures() -> None:
     # ... and the same arithmetic for any stage: code never waits, so halving its wait changes nothing
     assert what_if(w.con, "release", start, end) == stream.what_if
     assert what_if(w.con, "code", start, end) == WhatIf("code", 36000.0, 36000.0)
+
+
+def test_stage_changes_over_a_period_match_the_week_list() -> None:
+    w = tiny_stream()
+    start, end = week_bounds(W10)
+    ranged = stage_changes(w.con, "release", start, end)
+    assert ranged.label == "2026-W10" and ranged.items == stage_week(w.con, "release", W10).items
+    assert ranged.items[0].change_id == "acme/web#1" and ranged.items[0].wait_s == 21600.0
+    assert stage_changes(w.con, "release", repo="acme/other").items == ()
+
+
+def test_trends_week_by_week_with_the_period_before() -> None:
+    w = tiny_stream()
+    w.map()
+    got = trends(w.con, W10, weeks=3)
+    assert [p.label for p in got.weeks] == ["2026-W08", "2026-W09", "2026-W10"]
+    assert [p.label for p in got.previous] == ["2026-W05", "2026-W06", "2026-W07"]
+    this = got.weeks[-1]
+    assert (this.changes, this.deployed, this.lead_time_median_s, this.bottleneck) == (4, 3, 36000.0, "release")
+    assert this.lead_time_band == "Elite" and this.flow_efficiency == pytest.approx(28800 / 108000)
+    assert got.weeks[0].changes == 0 and got.weeks[0].lead_time_median_s is None
+    assert trends(w.con, W10, weeks=3, repo="acme/other").weeks[-1].changes == 0
+    assert json.loads(json.dumps(got.to_json()))["weeks"][-1]["week"] == "2026-03-02"
+    with pytest.raises(ValueError, match="at least 1"):
+        trends(w.con, W10, weeks=0)
 
 
 def test_repo_filter_and_open_range() -> None:

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import duckdb
 
 from collector.present.records import Record
-from collector.present.views import query_rows
-from collector.present.weeks import monday_of, week_label
+from collector.present.views import query_rows, require_mapped
+from collector.present.weeks import monday_of, period_label, week_label
 from models.explain import (
     ChangeExplanation,
     DeliveryNote,
@@ -22,9 +22,11 @@ from models.explain import (
     explain_change,
     explain_stage,
 )
+from models.mapper import counted_changes_sql
 
-__all__ = ["ChangeExplanation", "DeliveryNote", "ReviewNote", "StageExplanation", "StageItem", "StageWeek",
-           "TimelineEvent", "UnknownChange", "change", "slowest_change", "stage_week"]
+__all__ = ["ChangeExplanation", "DeliveryNote", "ReviewNote", "StageChanges", "StageExplanation", "StageItem",
+           "StageWeek", "TimelineEvent", "UnknownChange", "change", "slowest_change", "stage_changes",
+           "stage_week"]
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,19 @@ class StageWeek(Record):
 
     stage: str
     week: dt.date
+    label: str
+    items: tuple[StageItem, ...]
+
+
+@dataclass(frozen=True)
+class StageChanges(Record):
+    """Every change counted in one stage over a period for a repo (or all), most wait first: calendar and
+    working-time wait and process per change, from which a page draws the stage's distribution."""
+
+    stage: str
+    repo: str | None
+    start: dt.datetime | None
+    end: dt.datetime | None
     label: str
     items: tuple[StageItem, ...]
 
@@ -46,6 +61,24 @@ def stage_week(con: duckdb.DuckDBPyConnection, stage: str, week: dt.date) -> Sta
     """The changes behind a stage's figure for the ISO week holding `week`."""
     monday = monday_of(week)
     return StageWeek(stage, week, week_label(monday), tuple(explain_stage(con, stage, week)))
+
+
+def stage_changes(con: duckdb.DuckDBPyConnection, stage: str, start: dt.datetime | None = None,
+                  end: dt.datetime | None = None, repo: str | None = None) -> StageChanges:
+    """The changes counted in `stage` for [start, end) and repo, as stage_week lists them for one week."""
+    require_mapped(con)
+    counted, params = counted_changes_sql(start, end, repo)
+    rows = query_rows(con, f"""
+        WITH c AS ({counted})
+        SELECT c.change_id, c.title, s.wait_s, s.process_s, s.wait_work_s, s.process_work_s, s.rework
+        FROM map_stage_rows AS s
+        JOIN c ON c.ck = s.ck
+        WHERE s.stage = ?
+        ORDER BY s.wait_s DESC, c.change_id
+        """, [*params, stage])
+    items = tuple(StageItem(cid, title, float(w), float(p), float(ww), float(pw), None if rw is None else int(rw))
+                  for cid, title, w, p, ww, pw, rw in rows)
+    return StageChanges(stage, repo, start, end, period_label(start, end), items)
 
 
 def slowest_change(con: duckdb.DuckDBPyConnection) -> tuple[str, dt.date] | None:

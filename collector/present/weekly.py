@@ -100,7 +100,7 @@ class WeeklyFigures(Record):
     health: Health
 
 
-def _dora_bands(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[tuple[str, str, float | None], ...]]:
+def dora_bands(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[tuple[str, str, float | None], ...]]:
     """The DORA bands from the dora_bands view when the mapper made it, else the same built-in table."""
     if not has_relation(con, "dora_bands", ("metric", "band", "rank", "better", "bound")):
         return DORA_BANDS
@@ -111,8 +111,8 @@ def _dora_bands(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[tuple[str, st
     return {**DORA_BANDS, **{metric: tuple(rows) for metric, rows in bands.items()}}
 
 
-def _band(bands: dict[str, tuple[tuple[str, str, float | None], ...]], metric: str,
-          value: float | None) -> str | None:
+def band_of(bands: dict[str, tuple[tuple[str, str, float | None], ...]], metric: str,
+            value: float | None) -> str | None:
     """The first band, best first, whose bound the figure meets (at most; at least where higher is better)."""
     if value is None:
         return None
@@ -219,7 +219,7 @@ def _tiles(con: duckdb.DuckDBPyConnection, start: dt.datetime, end: dt.datetime,
     prev_deploys, _ = _deployments(con, prev_start, start)
     history = _weeks_with_history(con, prev_start, start)
     per_week = prev_deploys / history if history else None
-    bands = _dora_bands(con)
+    bands = dora_bands(con)
     # frequency band as dora_weekly judges it: deployments per week over the four weeks ending with this one
     per_week_4w = _deployments(con, start - 3 * WEEK, end)[0] / 4
     rate, recovery, recoveries = _dora(con, start, end)
@@ -230,17 +230,17 @@ def _tiles(con: duckdb.DuckDBPyConnection, start: dt.datetime, end: dt.datetime,
     plural = "s" if days != 1 else ""
     return (
         _tile("lead_time", "Median lead time", week.lead_time_median_s, before.lead_time_median_s, duration,
-              lower_is_better=True, band=_band(bands, "lead_time_s", week.lead_time_median_s),
+              lower_is_better=True, band=band_of(bands, "lead_time_s", week.lead_time_median_s),
               note=f"p85 {duration(week.lead_time_p85_s)}" if week.lead_time_p85_s is not None else ""),
         _tile("flow_efficiency", "Flow efficiency", week.flow_efficiency, before.flow_efficiency, _pct,
               lower_is_better=False, points=True, note="process ÷ lead time; typical 5-25%"),
         _tile("deployments", "Deployments", float(deploys), per_week, count, lower_is_better=False,
-              band=_band(bands, "deploy_frequency", per_week_4w),
+              band=band_of(bands, "deploy_frequency", per_week_4w),
               note=f"on {days} day{plural}; prior: avg per week"),
         _tile("change_failure_rate", "Change failure rate", rate, prev_rate, _pct, lower_is_better=True,
-              points=True, band=_band(bands, "change_failure_rate", rate), note=dora_note),
+              points=True, band=band_of(bands, "change_failure_rate", rate), note=dora_note),
         _tile("recovery_time", "Recovery time", recovery, prev_recovery, duration, lower_is_better=True,
-              band=_band(bands, "recovery_s", recovery), note=recovery_note),
+              band=band_of(bands, "recovery_s", recovery), note=recovery_note),
     )
 
 
