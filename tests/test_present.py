@@ -1,4 +1,5 @@
-"""The figures layer: value stream, what-if, stage week and weekly figures as records, and their JSON."""
+"""The figures layer: value stream, what-if, stage changes, trends, mapping quality and weekly figures as
+records, and their JSON."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 
 from collector.present.explain import stage_changes, stage_week
 from collector.present.format import duration, local_time, whole_percent
+from collector.present.health import mapping_quality
 from collector.present.records import as_json
 from collector.present.trends import trends
 from collector.present.value_stream import WhatIf, dora_summary, value_stream, what_if
@@ -58,6 +60,14 @@ def test_trends_week_by_week_with_the_period_before() -> None:
     assert json.loads(json.dumps(got.to_json()))["weeks"][-1]["week"] == "2026-03-02"
     with pytest.raises(ValueError, match="at least 1"):
         trends(w.con, W10, weeks=0)
+
+
+def test_mapping_quality_counts_attributions_and_clamps() -> None:
+    w = tiny_stream()
+    quality = mapping_quality(w.con, *week_bounds(W10))
+    assert sum(quality.attribution.values()) == 4 and quality.attribution["undeployed"] == 1  # #5; bot left out
+    assert quality.clamped == {}
+    assert mapping_quality(w.con, repo="acme/other").attribution == {}
 
 
 def test_repo_filter_and_open_range() -> None:

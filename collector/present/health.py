@@ -149,6 +149,34 @@ def data_health(con: duckdb.DuckDBPyConnection, start: dt.datetime, end: dt.date
     return Health(states, scopes, tuple(problems), notes)
 
 
+@dataclass(frozen=True)
+class MappingQuality(Record):
+    """How the counted changes of a period were mapped: how each deployment was attributed to them
+    (graph, time_window fallback, seed; undeployed), and the spans per stage that ran backwards."""
+
+    repo: str | None
+    start: dt.datetime | None
+    end: dt.datetime | None
+    attribution: dict[str, int]
+    clamped: dict[str, int]
+
+
+def mapping_quality(con: duckdb.DuckDBPyConnection, start: dt.datetime | None = None,
+                    end: dt.datetime | None = None, repo: str | None = None) -> MappingQuality:
+    """Attribution kinds of the period's counted changes and their clamped spans per stage."""
+    counted, params = counted_changes_sql(start, end, repo)
+    attribution = {kind or "undeployed": int(n) for kind, n in query_rows(con, f"""
+        WITH c AS ({counted}) SELECT c.attribution, count(*) FROM c GROUP BY ALL ORDER BY ALL""", params)}
+    clamped = {}
+    if has_relation(con, "map_stage_rows", ("wait_clamped", "process_clamped")):
+        clamped = {stage: int(n) for stage, n in query_rows(con, f"""
+            WITH c AS ({counted})
+            SELECT s.stage, sum(CAST(s.wait_clamped AS INTEGER) + CAST(s.process_clamped AS INTEGER))
+            FROM map_stage_rows AS s JOIN c ON c.ck = s.ck
+            GROUP BY s.stage, s.stage_order ORDER BY s.stage_order""", params) if n}
+    return MappingQuality(repo, start, end, attribution, clamped)
+
+
 STATUS_SQL = """
 WITH ranked AS (
     SELECT *, row_number() OVER (PARTITION BY source ORDER BY run_id DESC) AS newest
