@@ -123,6 +123,23 @@ class QueryError(RuntimeError):
     """The SQL given to `vsm query` failed."""
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """Export the public views and typed tables as hive-partitioned Parquet or CSV for a lakehouse."""
+    from collector.export import ExportError, ExportUsageError, export
+
+    config = _load(args, secrets=False)
+    try:
+        result = export(config.db_path, Path(args.out), args.format, wait_s=args.wait)
+    except ExportUsageError as exc:
+        raise UsageError(str(exc)) from None
+    except ExportError as exc:
+        log.error("%s", exc)
+        return EXIT_SOURCE_FAILED
+    out(f"exported {len(result.exported)} views and tables ({result.rows} rows) as {result.format} to "
+        f"{result.folder} in {result.seconds:.1f}s; layout in {result.folder / 'schema.json'}")
+    return EXIT_OK
+
+
 def cmd_explain(args: argparse.Namespace) -> int:
     """Show how a change's figures (or a stage's figure for a week) were derived."""
     from collector.present.explain import UnknownChange, change, stage_week
@@ -302,6 +319,14 @@ def _parser() -> argparse.ArgumentParser:
     query.add_argument("--format", choices=["table", "csv", "json"], default="table", help="output format")
     query.add_argument("--wait", type=float, default=10.0, metavar="SECONDS",
                        help="how long to wait for a busy database when no snapshot exists (default 10)")
+    export_p = command("export", cmd_export, "Export the public views and typed tables for a lakehouse: "
+                       "hive-partitioned by repo and ISO week, with DIR/schema.json.")
+    export_p.add_argument("--format", choices=["parquet", "csv"], default="parquet",
+                          help="file format (default: parquet)")
+    export_p.add_argument("--out", required=True, metavar="DIR",
+                          help="folder to write; an earlier export there is replaced")
+    export_p.add_argument("--wait", type=float, default=10.0, metavar="SECONDS",
+                          help="how long to wait for a busy database when no snapshot exists (default 10)")
     return parser
 
 
