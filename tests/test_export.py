@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -183,6 +184,17 @@ def test_partition_folders_are_repo_then_iso_week(exports: dict[str, Path], sour
     empty = {n for n, e in entries.items() if e["rows"] == 0}
     assert "github_workflow_runs" in empty
     assert all(entries[n]["layout"] == "single" and _partition_dirs(folder, n) == {()} for n in empty)
+
+
+def test_the_readme_query_over_an_export_answers_per_repo(exports: dict[str, Path], source: Any) -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    [example] = [q for q in re.findall(r"```sql\n(.*?)```", readme, re.DOTALL) if "'DIR/" in q]
+    answered = dict(source.execute(example.replace("'DIR/", f"'{exports['parquet']}/").rstrip().rstrip(";"))
+                    .fetchall())
+    expected = dict(source.execute("SELECT repo, median(lead_time_s) / 3600 FROM changes "
+                                   "WHERE strftime(week, '%G-W%V') >= '2026-W40' GROUP BY repo").fetchall())
+    assert answered.keys() == expected.keys() and len(answered) == 2
+    assert all(abs(answered[r] - expected[r]) < 1e-9 for r in expected)
 
 
 def test_schema_json_lists_types_counts_and_versions(exports: dict[str, Path], source: Any) -> None:
