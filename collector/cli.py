@@ -140,6 +140,21 @@ def cmd_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Serve the read-only web app (the Map page and its JSON) until interrupted."""
+    from collector.serve import serve
+    from collector.store import StoreError
+
+    config = _load(args, secrets=False)
+    try:
+        serve(config.db_path, args.host, args.port)
+    except StoreError as exc:
+        raise UsageError(str(exc)) from None
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
+    return EXIT_OK
+
+
 def cmd_explain(args: argparse.Namespace) -> int:
     """Show how a change's figures (or a stage's figure for a week) were derived."""
     from collector.present.explain import UnknownChange, change, stage_week
@@ -319,6 +334,9 @@ def _parser() -> argparse.ArgumentParser:
     query.add_argument("--format", choices=["table", "csv", "json"], default="table", help="output format")
     query.add_argument("--wait", type=float, default=10.0, metavar="SECONDS",
                        help="how long to wait for a busy database when no snapshot exists (default 10)")
+    serve_p = command("serve", cmd_serve, "Serve the value stream map read-only in a browser (and as JSON).")
+    serve_p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    serve_p.add_argument("--port", type=int, default=8765, help="port to listen on (default 8765)")
     export_p = command("export", cmd_export, "Export the public views and typed tables for a lakehouse: "
                        "hive-partitioned by repo and ISO week, with DIR/schema.json.")
     export_p.add_argument("--format", choices=["parquet", "csv"], default="parquet",

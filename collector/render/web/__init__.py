@@ -1,0 +1,1 @@
+"""HTML pages of `vsm serve`, drawn from the same figure records the JSON answers carry."""

@@ -1,0 +1,76 @@
+"""Server-rendered HTML for the web app: Jinja templates over the figure records, no front-end build."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from jinja2 import Environment, select_autoescape
+from markupsafe import Markup
+
+from collector.present.format import duration, whole_percent
+from collector.present.value_stream import ValueStream
+from collector.render.email.charts import value_stream_svg
+
+# One environment, autoescaping everything but the chart SVG (drawn by our own matplotlib code).
+_ENV = Environment(autoescape=select_autoescape(default=True, default_for_string=True))
+_ENV.filters["duration"] = duration
+_ENV.filters["percent"] = whole_percent
+
+_LAYOUT = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{{ title }} · vsm</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+body { font: 15px/1.45 system-ui, sans-serif; color: #1f2933; margin: 0 auto; max-width: 1100px; padding: 1rem; }
+nav a { margin-right: 1rem; } table { border-collapse: collapse; } td, th { padding: .25rem .6rem; text-align: right; }
+th:first-child, td:first-child { text-align: left; } tr.neck { color: #b42318; font-weight: 600; }
+form { margin: .8rem 0; } .chart svg { max-width: 100%; height: auto; } .muted { color: #5f6b7a; }
+</style></head><body>
+<nav><strong>vsm</strong> <a href="/map{{ query }}">Map</a></nav>
+{{ body }}
+</body></html>
+"""
+
+_FILTERS = """<form method="get" action="{{ action }}">
+<label>Repo <select name="repo"><option value="">all</option>
+{% for r in repos %}<option{% if r == repo %} selected{% endif %}>{{ r }}</option>{% endfor %}</select></label>
+<label>From <input type="date" name="from" value="{{ first or '' }}"></label>
+<label>To <input type="date" name="to" value="{{ last or '' }}"></label>
+<button>Show</button> <a href="{{ action }}.json{{ query }}">JSON</a></form>
+"""
+
+_MAP = """<h1>Value stream: {{ vs.repo or 'all repos' }}, {{ vs.label }}</h1>
+{{ filters }}
+<div class="chart">{{ svg }}</div>
+<p>{{ vs.totals.changes }} changes, {{ vs.totals.deployed }} deployed. Median lead time
+<strong>{{ vs.totals.lead_time_median_s | duration }}</strong>, flow efficiency
+<strong>{{ vs.totals.flow_efficiency | percent }}</strong>, rolled %C/A
+<strong>{{ vs.totals.rolled_pca | percent }}</strong>.</p>
+{% if vs.what_if %}<p>What if {{ vs.what_if.stage }} waited half as long: median lead time
+{{ vs.what_if.lead_time_median_s | duration }} → <strong>{{ vs.what_if.lead_time_median_if_halved_s | duration }}</strong>.</p>{% endif %}
+<table><tr><th>stage</th><th>n</th><th>wait (median)</th><th>process (median)</th><th>%C/A</th><th>share of wait</th></tr>
+{% for s in vs.stages %}<tr{% if s.is_bottleneck %} class="neck"{% endif %}><td>{{ s.stage }}{% if s.is_bottleneck %} (bottleneck){% endif %}</td>
+<td>{{ s.items }}</td><td>{{ s.wait_median_s | duration }}</td><td>{{ s.process_median_s | duration }}</td>
+<td>{{ s.pca | percent }}</td><td>{{ s.wait_share | percent }}</td></tr>{% endfor %}</table>
+"""
+
+_ERROR = """<h1>{{ status }}</h1><p>{{ message }}</p><p><a href="/map">Back to the map</a></p>"""
+
+
+def _page(title: str, body: str, query: str) -> str:
+    """The shared layout around one page body."""
+    return _ENV.from_string(_LAYOUT).render(title=title, body=Markup(body), query=query)
+
+
+def map_page(vs: ValueStream, repos: Sequence[str], filters: Mapping[str, str], query: str) -> str:
+    """The Map page: the value stream SVG, its headline figures, the what-if and the stage table."""
+    form = _ENV.from_string(_FILTERS).render(action="/map", repos=repos, repo=filters.get("repo"),
+                                             first=filters.get("from"), last=filters.get("to"), query=query)
+    svg = value_stream_svg(vs.stages, vs.totals, vs.label)
+    svg = svg[svg.find("<svg"):]  # inline: drop the XML prolog and doctype
+    body = _ENV.from_string(_MAP).render(vs=vs, filters=Markup(form), svg=Markup(svg))
+    return _page("Map", body, query)
+
+
+def error_page(status: int, message: str) -> str:
+    """A 4xx/5xx answer as a page: the one-line reason and a way back."""
+    return _page(str(status), _ENV.from_string(_ERROR).render(status=status, message=message), "")

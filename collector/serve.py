@@ -1,0 +1,133 @@
+"""`vsm serve`: a read-only local web app over the database (or its published snapshot beside a writer).
+
+Each page is one figure record from collector.present, answered as HTML (collector.render.web) or as its
+JSON (`Accept: application/json` or a `.json` suffix). Filters live in the URL so a link can be shared.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from flask import Flask, Response, jsonify, redirect, request
+
+from collector.present import views
+from collector.present.value_stream import value_stream
+from collector.present.weeks import day_bounds, parse_day
+from collector.render.web.pages import error_page, map_page
+from collector.store import StoreError, open_for_reading
+
+log = logging.getLogger(__name__)
+
+FILTER_KEYS = ("repo", "from", "to")
+
+
+class BadRequest(ValueError):
+    """A parameter the page cannot answer; str() is the one line shown with the 400."""
+
+
+@dataclass(frozen=True)
+class Filters:
+    """The validated URL filters: one repo (None: all) and a half-open UTC day range (None: open)."""
+
+    repo: str | None
+    start: Any
+    end: Any
+    given: Mapping[str, str]
+
+    @property
+    def query(self) -> str:
+        """The filters as a query string to carry across links ('' when none)."""
+        return "?" + urlencode(self.given) if self.given else ""
+
+
+def parse_filters(args: Mapping[str, str], known_repos: tuple[str, ...]) -> Filters:
+    """Check repo against the collected repos and from/to as dates; BadRequest names what is wrong."""
+    unknown = sorted(set(args) - set(FILTER_KEYS))
+    if unknown:
+        raise BadRequest(f"unknown parameter {unknown[0]!r} (this page takes {', '.join(FILTER_KEYS)})")
+    given = {k: args[k].strip() for k in FILTER_KEYS if args.get(k, "").strip()}
+    repo = given.get("repo")
+    if repo is not None and repo not in known_repos:
+        raise BadRequest(f"unknown repo {repo!r} (collected: {', '.join(known_repos) or 'none'})")
+    try:
+        first = parse_day(given["from"]) if "from" in given else None
+        last = parse_day(given["to"]) if "to" in given else None
+        start = end = None
+        if first or last:
+            start, end = day_bounds(first or parse_day("1970-01-01"), last or parse_day("9999-12-30"))
+            start, end = (start if first else None), (end if last else None)
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
+    return Filters(repo, start, end, given)
+
+
+def _wants_json(suffix: str) -> bool:
+    """JSON when the URL ends in .json or the client prefers application/json over HTML."""
+    if suffix == ".json":
+        return True
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    return best == "application/json"
+
+
+def create_app(db_path: Path, wait_s: float = 2.0) -> Flask:
+    """The Flask app over db_path, opened read-only (or its snapshot) for each request."""
+    app = Flask("vsm")
+
+    def answer_error(status: int, message: str, as_json: bool) -> Response:
+        if as_json:
+            reply = jsonify(error=message, status=status)
+        else:
+            reply = Response(error_page(status, message), mimetype="text/html")
+        reply.status_code = status
+        return reply
+
+    def page(render: Callable[[Any, Filters], tuple[Any, str]]) -> Callable[[str], Response]:
+        def view(suffix: str = "") -> Response:
+            as_json = _wants_json(suffix)
+            try:
+                store, _ = open_for_reading(db_path, wait_s=wait_s)
+            except StoreError as exc:
+                return answer_error(503, str(exc), as_json)
+            with store:
+                try:
+                    filters = parse_filters(request.args, views.repos(store.con))
+                    record, html = render(store.con, filters)
+                except BadRequest as exc:
+                    return answer_error(400, str(exc), as_json)
+                except views.NotMapped as exc:
+                    return answer_error(503, str(exc), as_json)
+            if as_json:
+                return jsonify(record.to_json())
+            return Response(html, mimetype="text/html")
+        return view
+
+    def the_map(con: Any, filters: Filters) -> tuple[Any, str]:
+        vs = value_stream(con, filters.start, filters.end, filters.repo)
+        return vs, map_page(vs, views.repos(con), filters.given, filters.query)
+
+    app.add_url_rule("/", "home", lambda: redirect("/map"))
+    app.add_url_rule("/map", "map", page(the_map))
+    app.add_url_rule("/map<any('.json'):suffix>", "map_json", page(the_map))
+
+    @app.errorhandler(404)
+    def not_found(_: Exception) -> Response:
+        return answer_error(404, f"no page at {request.path} (pages: /map)", request.path.endswith(".json"))
+
+    return app
+
+
+def serve(db_path: Path, host: str, port: int) -> None:
+    """Serve the app with waitress until interrupted; refuses at once when there is no database."""
+    from waitress import serve as waitress_serve
+
+    if not db_path.exists():
+        raise StoreError(f"no database at {db_path}: run `vsm collect` (or `vsm demo`) first")
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        log.warning("vsm serve binds %s: anyone who can reach it can read the figures", host)
+    log.info("vsm serve: http://%s:%d/map (read-only over %s)", host, port, db_path)
+    waitress_serve(create_app(db_path), host=host, port=port, threads=4, _quiet=True)

@@ -1,0 +1,131 @@
+"""`vsm serve`: the Map page and its JSON over the demo world, validation as 400s, and a real server."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from collector import demo
+from collector.cli import main
+from collector.present.value_stream import value_stream
+from collector.present.weeks import day_bounds, parse_day
+from collector.serve import create_app
+from collector.store import connect
+
+
+@pytest.fixture(scope="module")
+def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo's database: every source collected over HTTP from the simulators, then mapped."""
+    folder = tmp_path_factory.mktemp("serve-demo")
+    demo.run(folder / "vsm.duckdb")
+    return folder / "vsm.duckdb"
+
+
+@pytest.fixture(scope="module")
+def client(demo_db: Path) -> Any:
+    """Flask's client for the app over the demo database."""
+    return create_app(demo_db).test_client()
+
+
+def _expected(db: Path, start: Any = None, end: Any = None, repo: str | None = None) -> dict[str, Any]:
+    """The value stream record computed straight from the figures layer, as JSON."""
+    con = connect(db, read_only=True)
+    try:
+        return json.loads(json.dumps(value_stream(con, start, end, repo).to_json(), default=str))
+    finally:
+        con.close()
+
+
+def test_map_json_is_the_value_stream_record(client: Any, demo_db: Path) -> None:
+    by_suffix = client.get("/map.json")
+    by_accept = client.get("/map", headers={"Accept": "application/json"})
+    assert by_suffix.status_code == by_accept.status_code == 200
+    assert by_suffix.get_json() == by_accept.get_json() == _expected(demo_db)
+    stages = by_suffix.get_json()["stages"]
+    assert [s["stage"] for s in stages if s["is_bottleneck"]] == [by_suffix.get_json()["totals"]["bottleneck"]]
+
+
+def test_filters_in_the_url_choose_repo_and_days(client: Any, demo_db: Path) -> None:
+    answer = client.get("/map.json?repo=petclinic/petclinic-web&from=2026-11-02&to=2026-11-29")
+    assert answer.status_code == 200
+    start, end = day_bounds(parse_day("2026-11-02"), parse_day("2026-11-29"))
+    assert answer.get_json() == _expected(demo_db, start, end, "petclinic/petclinic-web")
+    assert answer.get_json()["repo"] == "petclinic/petclinic-web"
+    everything = client.get("/map.json").get_json()
+    assert answer.get_json()["totals"]["changes"] < everything["totals"]["changes"]
+
+
+def test_the_map_page_draws_the_same_figures(client: Any, demo_db: Path) -> None:
+    page = client.get("/map?repo=petclinic/petclinic-web")
+    assert page.status_code == 200 and page.mimetype == "text/html"
+    html = page.get_data(as_text=True)
+    record = _expected(demo_db, repo="petclinic/petclinic-web")
+    assert "<svg" in html and "<?xml" not in html
+    assert "Value stream: petclinic/petclinic-web" in html
+    assert f"{record['totals']['changes']} changes" in html
+    neck = record["totals"]["bottleneck"]
+    assert f"{neck} (bottleneck)" in html
+    assert '<option selected>petclinic/petclinic-web</option>' in html
+    assert 'href="/map.json?repo=petclinic%2Fpetclinic-web"' in html
+
+
+@pytest.mark.parametrize(("query", "message"), [
+    ("repo=nobody/nothing", "unknown repo 'nobody/nothing'"),
+    ("from=2026-13-01", "date '2026-13-01' is not a date like 2026-11-18"),
+    ("from=2026-11-30&to=2026-11-01", "the range ends (2026-11-01) before it starts (2026-11-30)"),
+    ("colour=red", "unknown parameter 'colour'"),
+])
+def test_bad_parameters_are_400_with_the_reason(client: Any, query: str, message: str) -> None:
+    as_json = client.get(f"/map.json?{query}")
+    assert as_json.status_code == 400 and message in as_json.get_json()["error"]
+    as_html = client.get(f"/map?{query}")
+    assert as_html.status_code == 400 and message.replace("'", "&#39;") in as_html.get_data(as_text=True)
+
+
+def test_an_unknown_page_is_a_404_naming_the_pages(client: Any) -> None:
+    answer = client.get("/nowhere.json")
+    assert answer.status_code == 404 and "pages: /map" in answer.get_json()["error"]
+
+
+def test_serve_refuses_a_missing_database_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "vsm.toml"
+    config.write_text(f'[database]\npath = "{tmp_path / "missing.duckdb"}"\n', encoding="utf-8")
+    assert main(["serve", "--config", str(config)]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and f"no database at {tmp_path / 'missing.duckdb'}" in lines[0]
+
+
+def _free_port() -> int:
+    """A port nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_the_command_serves_on_localhost_over_http(demo_db: Path, tmp_path: Path) -> None:
+    config = tmp_path / "vsm.toml"
+    config.write_text(f'[database]\npath = "{demo_db}"\n', encoding="utf-8")
+    port = _free_port()
+    server = subprocess.Popen([sys.executable, "-m", "collector.cli", "serve", "--config", str(config),
+                               "--port", str(port)], stderr=subprocess.PIPE, text=True)
+    try:
+        deadline, answer = time.monotonic() + 30, None
+        while answer is None and time.monotonic() < deadline:
+            try:
+                answer = requests.get(f"http://127.0.0.1:{port}/map.json", timeout=5)
+            except requests.ConnectionError:
+                time.sleep(0.2)
+        assert answer is not None and answer.status_code == 200
+        assert answer.json() == _expected(demo_db)
+        assert requests.get(f"http://127.0.0.1:{port}/", timeout=5).url.endswith("/map")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
