@@ -6,6 +6,7 @@ JSON (`Accept: application/json` or a `.json` suffix). Filters live in the URL s
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -16,14 +17,23 @@ from urllib.parse import urlencode
 from flask import Flask, Response, jsonify, redirect, request
 
 from collector.present import views
+from collector.present.trends import trends
 from collector.present.value_stream import value_stream
-from collector.present.weeks import day_bounds, parse_day
-from collector.render.web.pages import error_page, map_page
+from collector.present.weekly import TREND_WEEKS
+from collector.present.weeks import day_bounds, last_complete_week, parse_day
+from collector.render.web.pages import error_page, map_page, trends_page
 from collector.store import StoreError, open_for_reading
 
 log = logging.getLogger(__name__)
 
 FILTER_KEYS = ("repo", "from", "to")
+# The pages: URL, endpoint, the filters it takes, and what the 404 lists.
+PAGES: dict[str, tuple[str, ...]] = {"/map": FILTER_KEYS, "/trends": ("repo", "to")}
+
+
+def now() -> dt.datetime:
+    """The current UTC time (the Trends page's default last week)."""
+    return dt.datetime.now(dt.UTC)
 
 
 class BadRequest(ValueError):
@@ -45,12 +55,13 @@ class Filters:
         return "?" + urlencode(self.given) if self.given else ""
 
 
-def parse_filters(args: Mapping[str, str], known_repos: tuple[str, ...]) -> Filters:
+def parse_filters(args: Mapping[str, str], known_repos: tuple[str, ...],
+                  allowed: tuple[str, ...] = FILTER_KEYS) -> Filters:
     """Check repo against the collected repos and from/to as dates; BadRequest names what is wrong."""
-    unknown = sorted(set(args) - set(FILTER_KEYS))
+    unknown = sorted(set(args) - set(allowed))
     if unknown:
-        raise BadRequest(f"unknown parameter {unknown[0]!r} (this page takes {', '.join(FILTER_KEYS)})")
-    given = {k: args[k].strip() for k in FILTER_KEYS if args.get(k, "").strip()}
+        raise BadRequest(f"unknown parameter {unknown[0]!r} (this page takes {', '.join(allowed)})")
+    given = {k: args[k].strip() for k in allowed if args.get(k, "").strip()}
     repo = given.get("repo")
     if repo is not None and repo not in known_repos:
         raise BadRequest(f"unknown repo {repo!r} (collected: {', '.join(known_repos) or 'none'})")
@@ -86,7 +97,8 @@ def create_app(db_path: Path, wait_s: float = 2.0) -> Flask:
         reply.status_code = status
         return reply
 
-    def page(render: Callable[[Any, Filters], tuple[Any, str]]) -> Callable[[str], Response]:
+    def page(render: Callable[[Any, Filters], tuple[Any, str]],
+             allowed: tuple[str, ...]) -> Callable[[str], Response]:
         def view(suffix: str = "") -> Response:
             as_json = _wants_json(suffix)
             try:
@@ -95,7 +107,7 @@ def create_app(db_path: Path, wait_s: float = 2.0) -> Flask:
                 return answer_error(503, str(exc), as_json)
             with store:
                 try:
-                    filters = parse_filters(request.args, views.repos(store.con))
+                    filters = parse_filters(request.args, views.repos(store.con), allowed)
                     record, html = render(store.con, filters)
                 except BadRequest as exc:
                     return answer_error(400, str(exc), as_json)
@@ -110,13 +122,22 @@ def create_app(db_path: Path, wait_s: float = 2.0) -> Flask:
         vs = value_stream(con, filters.start, filters.end, filters.repo)
         return vs, map_page(vs, views.repos(con), filters.given, filters.query)
 
+    def the_trends(con: Any, filters: Filters) -> tuple[Any, str]:
+        # the weeks end with the one holding `to` (UTC day), else the last complete week
+        last = (filters.end - dt.timedelta(days=1)).date() if filters.end else last_complete_week(now())
+        record = trends(con, last, TREND_WEEKS, filters.repo)
+        return record, trends_page(record, views.repos(con), filters.given, filters.query)
+
+    renderers = {"/map": the_map, "/trends": the_trends}
     app.add_url_rule("/", "home", lambda: redirect("/map"))
-    app.add_url_rule("/map", "map", page(the_map))
-    app.add_url_rule("/map<any('.json'):suffix>", "map_json", page(the_map))
+    for path, allowed in PAGES.items():
+        view = page(renderers[path], allowed)
+        app.add_url_rule(path, path.strip("/"), view)
+        app.add_url_rule(f"{path}<any('.json'):suffix>", f"{path.strip('/')}_json", view)
 
     @app.errorhandler(404)
     def not_found(_: Exception) -> Response:
-        return answer_error(404, f"no page at {request.path} (pages: /map)", request.path.endswith(".json"))
+        return answer_error(404, f"no page at {request.path} (pages: {', '.join(PAGES)})", request.path.endswith(".json"))
 
     return app
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import socket
 import subprocess
@@ -15,6 +16,7 @@ import requests
 
 from collector import demo
 from collector.cli import main
+from collector.present.trends import trends
 from collector.present.value_stream import value_stream
 from collector.present.weeks import day_bounds, parse_day
 from collector.serve import create_app
@@ -92,7 +94,7 @@ def test_bad_parameters_are_400_with_the_reason(client: Any, query: str, message
 
 def test_an_unknown_page_is_a_404_naming_the_pages(client: Any) -> None:
     answer = client.get("/nowhere.json")
-    assert answer.status_code == 404 and "pages: /map" in answer.get_json()["error"]
+    assert answer.status_code == 404 and "pages: /map, /trends" in answer.get_json()["error"]
 
 
 def test_serve_refuses_a_missing_database_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -129,3 +131,32 @@ def test_the_command_serves_on_localhost_over_http(demo_db: Path, tmp_path: Path
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def _expected_trends(db: Path, last: Any, repo: str | None) -> dict[str, Any]:
+    """The Trends record computed straight from the figures layer, as JSON."""
+    con = connect(db, read_only=True)
+    try:
+        return json.loads(json.dumps(trends(con, last, 12, repo).to_json(), default=str))
+    finally:
+        con.close()
+
+
+def test_trends_json_ends_with_the_week_holding_to(client: Any, demo_db: Path) -> None:
+    answer = client.get("/trends.json?repo=petclinic/petclinic-web&to=2026-11-29")
+    assert answer.status_code == 200
+    body = answer.get_json()
+    assert body == _expected_trends(demo_db, dt.date(2026, 11, 23), "petclinic/petclinic-web")
+    # 2026-11-29 is a Sunday: its ISO week W48 is the last of twelve, the twelve before follow
+    assert [w["label"] for w in body["weeks"]][-1] == "2026-W48" and len(body["weeks"]) == 12
+    assert [w["label"] for w in body["previous"]][-1] == "2026-W36" and len(body["previous"]) == 12
+    assert sum(w["changes"] for w in body["weeks"]) > 0
+
+
+def test_the_trends_page_lists_each_week(client: Any, demo_db: Path) -> None:
+    page = client.get("/trends?to=2026-11-29")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    record = _expected_trends(demo_db, dt.date(2026, 11, 23), None)
+    assert all(f"<td>{w['label']}</td><td>{w['changes']}</td>" in html for w in record["weeks"])
+    assert client.get("/trends.json?from=2026-11-01").status_code == 400  # the trends take no from

@@ -8,6 +8,7 @@ from jinja2 import Environment, select_autoescape
 from markupsafe import Markup
 
 from collector.present.format import duration, whole_percent
+from collector.present.trends import Trends
 from collector.present.value_stream import ValueStream
 from collector.render.email.charts import value_stream_svg
 
@@ -25,7 +26,7 @@ nav a { margin-right: 1rem; } table { border-collapse: collapse; } td, th { padd
 th:first-child, td:first-child { text-align: left; } tr.neck { color: #b42318; font-weight: 600; }
 form { margin: .8rem 0; } .chart svg { max-width: 100%; height: auto; } .muted { color: #5f6b7a; }
 </style></head><body>
-<nav><strong>vsm</strong> <a href="/map{{ query }}">Map</a></nav>
+<nav><strong>vsm</strong> <a href="/map{{ query }}">Map</a> <a href="/trends">Trends</a></nav>
 {{ body }}
 </body></html>
 """
@@ -33,7 +34,7 @@ form { margin: .8rem 0; } .chart svg { max-width: 100%; height: auto; } .muted {
 _FILTERS = """<form method="get" action="{{ action }}">
 <label>Repo <select name="repo"><option value="">all</option>
 {% for r in repos %}<option{% if r == repo %} selected{% endif %}>{{ r }}</option>{% endfor %}</select></label>
-<label>From <input type="date" name="from" value="{{ first or '' }}"></label>
+{% if with_from %}<label>From <input type="date" name="from" value="{{ first or '' }}"></label>{% endif %}
 <label>To <input type="date" name="to" value="{{ last or '' }}"></label>
 <button>Show</button> <a href="{{ action }}.json{{ query }}">JSON</a></form>
 """
@@ -53,6 +54,18 @@ _MAP = """<h1>Value stream: {{ vs.repo or 'all repos' }}, {{ vs.label }}</h1>
 <td>{{ s.pca | percent }}</td><td>{{ s.wait_share | percent }}</td></tr>{% endfor %}</table>
 """
 
+_TRENDS = """<h1>Trends: {{ t.repo or 'all repos' }}, weekly</h1>
+{{ filters }}
+<table><tr><th>week</th><th>changes</th><th>lead time (median)</th><th>flow efficiency</th><th>rolled %C/A</th>
+<th>deploys</th><th>change failure</th><th>recovery (median)</th><th>lead time band</th></tr>
+{% for w in t.weeks %}<tr><td>{{ w.label }}</td><td>{{ w.changes }}</td><td>{{ w.lead_time_median_s | duration }}</td>
+<td>{{ w.flow_efficiency | percent }}</td><td>{{ w.rolled_pca | percent }}</td><td>{{ w.deployments if w.deployments is not none else '-' }}</td>
+<td>{{ w.change_failure_rate | percent }}</td><td>{{ w.recovery_median_s | duration }}</td><td>{{ w.lead_time_band or '-' }}</td></tr>{% endfor %}
+</table>
+<p class="muted">The {{ t.previous | length }} weeks before: median of weekly lead-time medians
+{{ previous_lead | duration }}, against {{ current_lead | duration }} now.</p>
+"""
+
 _ERROR = """<h1>{{ status }}</h1><p>{{ message }}</p><p><a href="/map">Back to the map</a></p>"""
 
 
@@ -63,12 +76,36 @@ def _page(title: str, body: str, query: str) -> str:
 
 def map_page(vs: ValueStream, repos: Sequence[str], filters: Mapping[str, str], query: str) -> str:
     """The Map page: the value stream SVG, its headline figures, the what-if and the stage table."""
-    form = _ENV.from_string(_FILTERS).render(action="/map", repos=repos, repo=filters.get("repo"),
-                                             first=filters.get("from"), last=filters.get("to"), query=query)
+    form = _filters("/map", repos, filters, query, with_from=True)
     svg = value_stream_svg(vs.stages, vs.totals, vs.label)
     svg = svg[svg.find("<svg"):]  # inline: drop the XML prolog and doctype
     body = _ENV.from_string(_MAP).render(vs=vs, filters=Markup(form), svg=Markup(svg))
     return _page("Map", body, query)
+
+
+def _filters(action: str, repos: Sequence[str], filters: Mapping[str, str], query: str, with_from: bool) -> str:
+    """The filter form of a page, filled with the URL's values."""
+    return _ENV.from_string(_FILTERS).render(action=action, repos=repos, repo=filters.get("repo"),
+                                             first=filters.get("from"), last=filters.get("to"), query=query,
+                                             with_from=with_from)
+
+
+def _median(values: Sequence[float | None]) -> float | None:
+    """The median of the known values (None when there are none)."""
+    known = sorted(v for v in values if v is not None)
+    if not known:
+        return None
+    middle = len(known) // 2
+    return known[middle] if len(known) % 2 else (known[middle - 1] + known[middle]) / 2
+
+
+def trends_page(record: Trends, repos: Sequence[str], filters: Mapping[str, str], query: str) -> str:
+    """The Trends page: one row per ISO week (flow and DORA with bands), and the period before in a line."""
+    body = _ENV.from_string(_TRENDS).render(
+        t=record, filters=Markup(_filters("/trends", repos, filters, query, with_from=False)),
+        current_lead=_median([w.lead_time_median_s for w in record.weeks]),
+        previous_lead=_median([w.lead_time_median_s for w in record.previous]))
+    return _page("Trends", body, query)
 
 
 def error_page(status: int, message: str) -> str:
