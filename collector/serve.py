@@ -17,18 +17,19 @@ from urllib.parse import urlencode
 from flask import Flask, Response, jsonify, redirect, request
 
 from collector.present import views
+from collector.present.health import health_view
 from collector.present.trends import trends
 from collector.present.value_stream import value_stream
 from collector.present.weekly import TREND_WEEKS
-from collector.present.weeks import day_bounds, last_complete_week, parse_day
-from collector.render.web.pages import error_page, map_page, trends_page
+from collector.present.weeks import day_bounds, last_complete_week, parse_day, week_bounds
+from collector.render.web.pages import error_page, health_page, map_page, trends_page
 from collector.store import StoreError, open_for_reading
 
 log = logging.getLogger(__name__)
 
 FILTER_KEYS = ("repo", "from", "to")
 # The pages: URL, endpoint, the filters it takes, and what the 404 lists.
-PAGES: dict[str, tuple[str, ...]] = {"/map": FILTER_KEYS, "/trends": ("repo", "to")}
+PAGES: dict[str, tuple[str, ...]] = {"/map": FILTER_KEYS, "/trends": ("repo", "to"), "/health": FILTER_KEYS}
 
 
 def now() -> dt.datetime:
@@ -85,8 +86,8 @@ def _wants_json(suffix: str) -> bool:
     return best == "application/json"
 
 
-def create_app(db_path: Path, wait_s: float = 2.0) -> Flask:
-    """The Flask app over db_path, opened read-only (or its snapshot) for each request."""
+def create_app(db_path: Path, wait_s: float = 2.0, clock: Callable[[], dt.datetime] = now) -> Flask:
+    """The Flask app over db_path, opened read-only (or its snapshot) for each request; clock gives now."""
     app = Flask("vsm")
 
     def answer_error(status: int, message: str, as_json: bool) -> Response:
@@ -124,11 +125,19 @@ def create_app(db_path: Path, wait_s: float = 2.0) -> Flask:
 
     def the_trends(con: Any, filters: Filters) -> tuple[Any, str]:
         # the weeks end with the one holding `to` (UTC day), else the last complete week
-        last = (filters.end - dt.timedelta(days=1)).date() if filters.end else last_complete_week(now())
+        last = (filters.end - dt.timedelta(days=1)).date() if filters.end else last_complete_week(clock())
         record = trends(con, last, TREND_WEEKS, filters.repo)
         return record, trends_page(record, views.repos(con), filters.given, filters.query)
 
-    renderers = {"/map": the_map, "/trends": the_trends}
+    def the_health(con: Any, filters: Filters) -> tuple[Any, str]:
+        # an open end is now; an open start (or none given) is the last complete week's Monday
+        moment = clock()
+        start, end = week_bounds(last_complete_week(moment))
+        start = filters.start or (start if filters.end is None else filters.end - dt.timedelta(days=7))
+        record = health_view(con, start, filters.end or end, filters.repo, moment)
+        return record, health_page(record, views.repos(con), filters.given, filters.query)
+
+    renderers = {"/map": the_map, "/trends": the_trends, "/health": the_health}
     app.add_url_rule("/", "home", lambda: redirect("/map"))
     for path, allowed in PAGES.items():
         view = page(renderers[path], allowed)

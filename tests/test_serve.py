@@ -16,6 +16,7 @@ import requests
 
 from collector import demo
 from collector.cli import main
+from collector.present.health import health_view
 from collector.present.trends import trends
 from collector.present.value_stream import value_stream
 from collector.present.weeks import day_bounds, parse_day
@@ -94,7 +95,7 @@ def test_bad_parameters_are_400_with_the_reason(client: Any, query: str, message
 
 def test_an_unknown_page_is_a_404_naming_the_pages(client: Any) -> None:
     answer = client.get("/nowhere.json")
-    assert answer.status_code == 404 and "pages: /map, /trends" in answer.get_json()["error"]
+    assert answer.status_code == 404 and "pages: /map, /trends, /health" in answer.get_json()["error"]
 
 
 def test_serve_refuses_a_missing_database_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -160,3 +161,38 @@ def test_the_trends_page_lists_each_week(client: Any, demo_db: Path) -> None:
     record = _expected_trends(demo_db, dt.date(2026, 11, 23), None)
     assert all(f"<td>{w['label']}</td><td>{w['changes']}</td>" in html for w in record["weeks"])
     assert client.get("/trends.json?from=2026-11-01").status_code == 400  # the trends take no from
+
+
+NOW = dt.datetime(2026, 12, 6, 12, 0, tzinfo=dt.UTC)
+
+
+def _expected_health(db: Path, start: Any, end: Any, repo: str | None) -> dict[str, Any]:
+    """The Health record computed straight from the figures layer at NOW, as JSON."""
+    con = connect(db, read_only=True)
+    try:
+        return json.loads(json.dumps(health_view(con, start, end, repo, NOW).to_json(), default=str))
+    finally:
+        con.close()
+
+
+def test_health_json_covers_the_sources_and_the_mapping(demo_db: Path) -> None:
+    client = create_app(demo_db, clock=lambda: NOW).test_client()
+    answer = client.get("/health.json?repo=petclinic/petclinic-web&from=2026-11-23&to=2026-11-29")
+    assert answer.status_code == 200
+    start, end = day_bounds(parse_day("2026-11-23"), parse_day("2026-11-29"))
+    body = answer.get_json()
+    assert body == _expected_health(demo_db, start, end, "petclinic/petclinic-web")
+    assert body["label"] == "2026-W48"
+    assert {s["source"] for s in body["health"]["sources"]} == {"github", "github_issues", "jenkins", "jira",
+                                                                 "pagerduty"}
+    assert sum(body["mapping"]["attribution"].values()) > 0
+    # no range: the last complete week before NOW (Sunday 6 December): 2026-W48 again
+    assert client.get("/health.json?repo=petclinic/petclinic-web").get_json() == body
+
+
+def test_the_health_page_shows_each_source(demo_db: Path) -> None:
+    page = create_app(demo_db, clock=lambda: NOW).test_client().get("/health")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and "Data health: 2026-W48" in html
+    assert all(f"<tr><td>{s}</td>" in html for s in ("github", "jenkins", "jira", "pagerduty"))
+    assert "How the changes were mapped" in html

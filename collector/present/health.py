@@ -20,6 +20,7 @@ from collector.pipeline import configured_sources
 from collector.present.format import duration, when
 from collector.present.records import Record, fields_json
 from collector.present.views import has_relation, query_rows
+from collector.present.weeks import period_label
 from collector.store import Store
 from models.mapper import counted_changes_sql
 
@@ -242,3 +243,21 @@ def source_status(config: Config, store: Store, now: dt.datetime | None = None) 
                                      remaining, age, stale=age is None or age > limit,
                                      rate_budget=tuple(by_source.get(source, ()))))
     return statuses
+
+
+@dataclass(frozen=True)
+class HealthView(Record):
+    """The web Health page: sync health of the sources over a period and how its changes were mapped."""
+
+    start: dt.datetime
+    end: dt.datetime
+    label: str
+    health: Health
+    mapping: MappingQuality
+
+
+def health_view(con: duckdb.DuckDBPyConnection, start: dt.datetime, end: dt.datetime, repo: str | None,
+                now: dt.datetime) -> HealthView:
+    """Data health over [start, end) and the mapping quality of the period's changes (one repo or all)."""
+    return HealthView(start, end, period_label(start, end), data_health(con, start, end, now),
+                      mapping_quality(con, start, end, repo))

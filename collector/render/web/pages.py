@@ -7,7 +7,8 @@ from collections.abc import Mapping, Sequence
 from jinja2 import Environment, select_autoescape
 from markupsafe import Markup
 
-from collector.present.format import duration, whole_percent
+from collector.present.format import duration, when, whole_percent
+from collector.present.health import HealthView
 from collector.present.trends import Trends
 from collector.present.value_stream import ValueStream
 from collector.render.email.charts import value_stream_svg
@@ -16,6 +17,7 @@ from collector.render.email.charts import value_stream_svg
 _ENV = Environment(autoescape=select_autoescape(default=True, default_for_string=True))
 _ENV.filters["duration"] = duration
 _ENV.filters["percent"] = whole_percent
+_ENV.filters["when"] = when
 
 _LAYOUT = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{{ title }} · vsm</title>
@@ -26,7 +28,7 @@ nav a { margin-right: 1rem; } table { border-collapse: collapse; } td, th { padd
 th:first-child, td:first-child { text-align: left; } tr.neck { color: #b42318; font-weight: 600; }
 form { margin: .8rem 0; } .chart svg { max-width: 100%; height: auto; } .muted { color: #5f6b7a; }
 </style></head><body>
-<nav><strong>vsm</strong> <a href="/map{{ query }}">Map</a> <a href="/trends">Trends</a></nav>
+<nav><strong>vsm</strong> <a href="/map{{ query }}">Map</a> <a href="/trends">Trends</a> <a href="/health">Health</a></nav>
 {{ body }}
 </body></html>
 """
@@ -64,6 +66,20 @@ _TRENDS = """<h1>Trends: {{ t.repo or 'all repos' }}, weekly</h1>
 </table>
 <p class="muted">The {{ t.previous | length }} weeks before: median of weekly lead-time medians
 {{ previous_lead | duration }}, against {{ current_lead | duration }} now.</p>
+"""
+
+_HEALTH = """<h1>Data health: {{ h.label }}</h1>
+{{ filters }}
+<p><strong>{{ 'Nothing limits these figures.' if h.health.ok else 'These figures are limited:' }}</strong></p>
+<ul>{% for p in h.health.problems %}<li>{{ p }}</li>{% endfor %}{% for n in h.health.notes %}<li class="muted">{{ n }}</li>{% endfor %}</ul>
+<table><tr><th>source</th><th>last success</th><th>last status</th><th>failed runs</th><th>longest gap</th><th>last error</th></tr>
+{% for s in h.health.sources %}<tr><td>{{ s.source }}</td><td>{{ s.last_success_at | when }}</td><td>{{ s.last_status or '-' }}</td>
+<td>{{ s.failed_runs }}</td><td>{{ s.longest_gap_s | duration }}</td><td>{{ s.last_error or '' }}</td></tr>{% endfor %}</table>
+<h2>How the changes were mapped</h2>
+<table><tr><th>attribution</th><th>changes</th></tr>
+{% for kind, n in h.mapping.attribution.items() %}<tr><td>{{ kind }}</td><td>{{ n }}</td></tr>{% endfor %}</table>
+<table><tr><th>stage</th><th>clamped spans (ran backwards)</th></tr>
+{% for stage, n in h.mapping.clamped.items() %}<tr><td>{{ stage }}</td><td>{{ n }}</td></tr>{% endfor %}</table>
 """
 
 _ERROR = """<h1>{{ status }}</h1><p>{{ message }}</p><p><a href="/map">Back to the map</a></p>"""
@@ -106,6 +122,13 @@ def trends_page(record: Trends, repos: Sequence[str], filters: Mapping[str, str]
         current_lead=_median([w.lead_time_median_s for w in record.weeks]),
         previous_lead=_median([w.lead_time_median_s for w in record.previous]))
     return _page("Trends", body, query)
+
+
+def health_page(record: HealthView, repos: Sequence[str], filters: Mapping[str, str], query: str) -> str:
+    """The Health page: the verdict, problems and notes, the sources' syncs and the mapping's fallbacks."""
+    body = _ENV.from_string(_HEALTH).render(
+        h=record, filters=Markup(_filters("/health", repos, filters, query, with_from=True)))
+    return _page("Health", body, query)
 
 
 def error_page(status: int, message: str) -> str:
