@@ -17,19 +17,22 @@ from urllib.parse import urlencode
 from flask import Flask, Response, jsonify, redirect, request
 
 from collector.present import views
+from collector.present.explain import UnknownChange, change, slowest_change, stage_changes
 from collector.present.health import health_view
+from collector.present.records import fields_json
 from collector.present.trends import trends
 from collector.present.value_stream import value_stream
 from collector.present.weekly import TREND_WEEKS
 from collector.present.weeks import day_bounds, last_complete_week, parse_day, week_bounds
-from collector.render.web.pages import error_page, health_page, map_page, trends_page
+from collector.render.web.pages import change_page, error_page, health_page, map_page, stage_page, trends_page
 from collector.store import StoreError, open_for_reading
 
 log = logging.getLogger(__name__)
 
 FILTER_KEYS = ("repo", "from", "to")
 # The pages: URL, endpoint, the filters it takes, and what the 404 lists.
-PAGES: dict[str, tuple[str, ...]] = {"/map": FILTER_KEYS, "/trends": ("repo", "to"), "/health": FILTER_KEYS}
+PAGES: dict[str, tuple[str, ...]] = {"/map": FILTER_KEYS, "/stage": ("stage", *FILTER_KEYS), "/change": ("id",),
+                                     "/trends": ("repo", "to"), "/health": FILTER_KEYS}
 
 
 def now() -> dt.datetime:
@@ -39,6 +42,21 @@ def now() -> dt.datetime:
 
 class BadRequest(ValueError):
     """A parameter the page cannot answer; str() is the one line shown with the 400."""
+
+
+class NotFound(LookupError):
+    """The page's subject (a change) is not in the database; str() is the one line shown with the 404."""
+
+
+@dataclass(frozen=True)
+class ChangeRecord:
+    """A change's explanation as the JSON the Change page answers (models' dataclass has no to_json)."""
+
+    explanation: Any
+
+    def to_json(self) -> dict[str, Any]:
+        """The explanation's fields as JSON-ready data."""
+        return fields_json(self.explanation)
 
 
 @dataclass(frozen=True)
@@ -112,6 +130,8 @@ def create_app(db_path: Path, wait_s: float = 2.0, clock: Callable[[], dt.dateti
                     record, html = render(store.con, filters)
                 except BadRequest as exc:
                     return answer_error(400, str(exc), as_json)
+                except NotFound as exc:
+                    return answer_error(404, str(exc), as_json)
                 except views.NotMapped as exc:
                     return answer_error(503, str(exc), as_json)
             if as_json:
@@ -122,6 +142,30 @@ def create_app(db_path: Path, wait_s: float = 2.0, clock: Callable[[], dt.dateti
     def the_map(con: Any, filters: Filters) -> tuple[Any, str]:
         vs = value_stream(con, filters.start, filters.end, filters.repo)
         return vs, map_page(vs, views.repos(con), filters.given, filters.query)
+
+    def the_stage(con: Any, filters: Filters) -> tuple[Any, str]:
+        known = views.stages(con)
+        stage = filters.given.get("stage")
+        if stage not in known:
+            raise BadRequest(f"{'unknown stage ' + repr(stage) if stage else 'no stage given'} "
+                             f"(stages: {', '.join(known) or 'none mapped'})")
+        record = stage_changes(con, stage, filters.start, filters.end, filters.repo)
+        rest = {k: v for k, v in filters.given.items() if k != "stage"}
+        return record, stage_page(record, views.repos(con), rest, filters.query)
+
+    def the_change(con: Any, filters: Filters) -> tuple[Any, str]:
+        change_id = filters.given.get("id")
+        if change_id is None:  # no id: the slowest change, the first one worth explaining
+            slowest = slowest_change(con)
+            if slowest is None:
+                raise views.NotMapped("the database holds no changes yet: run `vsm collect` first")
+            change_id = slowest[0]
+        try:
+            record = change(con, change_id)
+        except UnknownChange:
+            raise NotFound(f"{change_id} is not a merged pull request in the database "
+                           "(ids look like owner/repo#123)") from None
+        return ChangeRecord(record), change_page(record)
 
     def the_trends(con: Any, filters: Filters) -> tuple[Any, str]:
         # the weeks end with the one holding `to` (UTC day), else the last complete week
@@ -137,7 +181,8 @@ def create_app(db_path: Path, wait_s: float = 2.0, clock: Callable[[], dt.dateti
         record = health_view(con, start, filters.end or end, filters.repo, moment)
         return record, health_page(record, views.repos(con), filters.given, filters.query)
 
-    renderers = {"/map": the_map, "/trends": the_trends, "/health": the_health}
+    renderers = {"/map": the_map, "/stage": the_stage, "/change": the_change, "/trends": the_trends,
+                 "/health": the_health}
     app.add_url_rule("/", "home", lambda: redirect("/map"))
     for path, allowed in PAGES.items():
         view = page(renderers[path], allowed)

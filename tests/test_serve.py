@@ -10,13 +10,16 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 import requests
 
 from collector import demo
 from collector.cli import main
+from collector.present.explain import change, slowest_change, stage_changes
 from collector.present.health import health_view
+from collector.present.records import fields_json
 from collector.present.trends import trends
 from collector.present.value_stream import value_stream
 from collector.present.weeks import day_bounds, parse_day
@@ -95,7 +98,7 @@ def test_bad_parameters_are_400_with_the_reason(client: Any, query: str, message
 
 def test_an_unknown_page_is_a_404_naming_the_pages(client: Any) -> None:
     answer = client.get("/nowhere.json")
-    assert answer.status_code == 404 and "pages: /map, /trends, /health" in answer.get_json()["error"]
+    assert answer.status_code == 404 and "pages: /map, /stage, /change, /trends, /health" in answer.get_json()["error"]
 
 
 def test_serve_refuses_a_missing_database_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -196,3 +199,58 @@ def test_the_health_page_shows_each_source(demo_db: Path) -> None:
     assert page.status_code == 200 and "Data health: 2026-W48" in html
     assert all(f"<tr><td>{s}</td>" in html for s in ("github", "jenkins", "jira", "pagerduty"))
     assert "How the changes were mapped" in html
+
+
+def test_stage_json_lists_the_stage_changes_longest_wait_first(client: Any, demo_db: Path) -> None:
+    answer = client.get("/stage.json?stage=review&repo=petclinic/petclinic-web&from=2026-09-01&to=2026-11-29")
+    assert answer.status_code == 200
+    start, end = day_bounds(parse_day("2026-09-01"), parse_day("2026-11-29"))
+    con = connect(demo_db, read_only=True)
+    try:
+        expected = stage_changes(con, "review", start, end, "petclinic/petclinic-web").to_json()
+    finally:
+        con.close()
+    body = answer.get_json()
+    assert body == json.loads(json.dumps(expected, default=str))
+    waits = [i["wait_s"] for i in body["items"]]
+    assert waits == sorted(waits, reverse=True) and len(waits) > 10
+    assert {i["change_id"].split("#")[0] for i in body["items"]} == {"petclinic/petclinic-web"}
+
+
+def test_the_map_links_each_stage_and_the_stage_page_links_its_changes(client: Any) -> None:
+    html = client.get("/map?repo=petclinic/petclinic-web").get_data(as_text=True)
+    assert 'href="/stage?stage=review&amp;repo=petclinic%2Fpetclinic-web"' in html
+    stage = client.get("/stage?stage=review&repo=petclinic/petclinic-web")
+    page = stage.get_data(as_text=True)
+    assert stage.status_code == 200 and "<svg" in page and "The changes that waited longest" in page
+    first = client.get("/stage.json?stage=review&repo=petclinic/petclinic-web").get_json()["items"][0]
+    link = f'href="/change?id={quote(first["change_id"], safe="/")}"'
+    assert link in page
+    assert '<input type="hidden" name="stage" value="review">' in page
+
+
+def test_change_json_is_the_explanation_and_the_page_its_timeline(client: Any, demo_db: Path) -> None:
+    con = connect(demo_db, read_only=True)
+    try:
+        slowest = slowest_change(con)
+        assert slowest is not None
+        expected = json.loads(json.dumps(fields_json(change(con, slowest[0])), default=str))
+    finally:
+        con.close()
+    by_id = client.get(f"/change.json?id={quote(slowest[0])}")
+    assert by_id.status_code == 200 and by_id.get_json() == expected
+    assert client.get("/change.json").get_json() == expected  # no id: the slowest change
+    html = client.get(f"/change?id={quote(slowest[0])}").get_data(as_text=True)
+    assert all(f"<td>{e['event']}</td>" in html for e in expected["events"])
+    assert all(f"<tr><td>{s['stage']}</td>" in html for s in expected["stages"])
+
+
+@pytest.mark.parametrize(("url", "status", "message"), [
+    ("/stage.json?stage=nope", 400, "unknown stage 'nope' (stages: code, review"),
+    ("/stage.json", 400, "no stage given"),
+    ("/change.json?id=petclinic/petclinic-web%2399999", 404, "petclinic/petclinic-web#99999 is not a merged"),
+    ("/change.json?repo=petclinic/petclinic-web", 400, "unknown parameter 'repo'"),
+])
+def test_stage_and_change_refuse_what_they_cannot_answer(client: Any, url: str, status: int, message: str) -> None:
+    answer = client.get(url)
+    assert answer.status_code == status and message in answer.get_json()["error"]

@@ -33,3 +33,11 @@ def require_mapped(con: duckdb.DuckDBPyConnection) -> None:
 def repos(con: duckdb.DuckDBPyConnection) -> tuple[str, ...]:
     """Every collected repo, sorted: the choices a repo filter accepts."""
     return tuple(r for (r,) in query_rows(con, "SELECT repo FROM repos ORDER BY repo"))
+
+
+def stages(con: duckdb.DuckDBPyConnection) -> tuple[str, ...]:
+    """The mapped stages in stream order: the choices a stage parameter accepts."""
+    if not has_relation(con, "stage_times"):
+        return ()
+    return tuple(s for (s,) in query_rows(con, "SELECT stage FROM stage_times GROUP BY stage "
+                                               "ORDER BY min(stage_order), stage"))

@@ -18,6 +18,7 @@ from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyBboxPatch, Polygon
 
+from collector.present.explain import StageItem
 from collector.present.format import duration, whole_percent
 from collector.present.value_stream import StageFigures, Totals
 from collector.present.weekly import WeeklyFigures
@@ -231,3 +232,22 @@ def report_charts(report: WeeklyFigures) -> list[Chart]:
                             "Bars: average time per stage of the week's deployed changes (their height is "
                             "the average lead time). Line: median lead time.", DISPLAY_PX))
     return charts
+
+
+def stage_histogram_svg(items: Sequence[StageItem], stage: str, label: str) -> str:
+    """Two histograms of one stage's changes, wait and process in hours, as SVG for the Stage page."""
+    fig = Figure(figsize=(WIDTH_IN, 2.4))
+    for i, (name, values) in enumerate((("wait", [s.wait_s / 3600 for s in items]),
+                                        ("process", [s.process_s / 3600 for s in items]))):
+        ax = fig.add_subplot(1, 2, i + 1)
+        ax.hist(values or [0.0], bins=20, color=LINE if name == "wait" else INK, alpha=0.9 if values else 0)
+        ax.set_title(f"{stage}: {name} ({label}, n={len(items)})", fontsize=8, color=INK)
+        ax.set_xlabel("hours", fontsize=7, color=MUTED)
+        ax.set_ylabel("changes", fontsize=7, color=MUTED)
+        ax.tick_params(labelsize=7, colors=MUTED)
+        for side in ("top", "right"):
+            ax.spines[side].set_visible(False)
+    fig.tight_layout()
+    buffer = io.StringIO()
+    fig.savefig(buffer, format="svg", metadata={"Date": None})
+    return buffer.getvalue()

@@ -7,11 +7,12 @@ from collections.abc import Mapping, Sequence
 from jinja2 import Environment, select_autoescape
 from markupsafe import Markup
 
+from collector.present.explain import ChangeExplanation, StageChanges
 from collector.present.format import duration, when, whole_percent
 from collector.present.health import HealthView
 from collector.present.trends import Trends
 from collector.present.value_stream import ValueStream
-from collector.render.email.charts import value_stream_svg
+from collector.render.email.charts import stage_histogram_svg, value_stream_svg
 
 # One environment, autoescaping everything but the chart SVG (drawn by our own matplotlib code).
 _ENV = Environment(autoescape=select_autoescape(default=True, default_for_string=True))
@@ -28,12 +29,13 @@ nav a { margin-right: 1rem; } table { border-collapse: collapse; } td, th { padd
 th:first-child, td:first-child { text-align: left; } tr.neck { color: #b42318; font-weight: 600; }
 form { margin: .8rem 0; } .chart svg { max-width: 100%; height: auto; } .muted { color: #5f6b7a; }
 </style></head><body>
-<nav><strong>vsm</strong> <a href="/map{{ query }}">Map</a> <a href="/trends">Trends</a> <a href="/health">Health</a></nav>
+<nav><strong>vsm</strong> <a href="/map{{ query }}">Map</a> <a href="/trends">Trends</a> <a href="/health">Health</a> <a href="/change">Slowest change</a></nav>
 {{ body }}
 </body></html>
 """
 
 _FILTERS = """<form method="get" action="{{ action }}">
+{% for k, v in hidden.items() %}<input type="hidden" name="{{ k }}" value="{{ v }}">{% endfor %}
 <label>Repo <select name="repo"><option value="">all</option>
 {% for r in repos %}<option{% if r == repo %} selected{% endif %}>{{ r }}</option>{% endfor %}</select></label>
 {% if with_from %}<label>From <input type="date" name="from" value="{{ first or '' }}"></label>{% endif %}
@@ -52,7 +54,7 @@ _MAP = """<h1>Value stream: {{ vs.repo or 'all repos' }}, {{ vs.label }}</h1>
 {{ vs.what_if.lead_time_median_s | duration }} → <strong>{{ vs.what_if.lead_time_median_if_halved_s | duration }}</strong>.</p>{% endif %}
 <table><tr><th>stage</th><th>n</th><th>wait (median)</th><th>process (median)</th><th>%C/A</th><th>share of wait</th></tr>
 {% for s in vs.stages %}<tr{% if s.is_bottleneck %} class="neck"{% endif %}><td>{{ s.stage }}{% if s.is_bottleneck %} (bottleneck){% endif %}</td>
-<td>{{ s.items }}</td><td>{{ s.wait_median_s | duration }}</td><td>{{ s.process_median_s | duration }}</td>
+<td><a href="/stage?stage={{ s.stage | urlencode }}{{ amp_query }}">{{ s.items }} changes</a></td><td>{{ s.wait_median_s | duration }}</td><td>{{ s.process_median_s | duration }}</td>
 <td>{{ s.pca | percent }}</td><td>{{ s.wait_share | percent }}</td></tr>{% endfor %}</table>
 """
 
@@ -82,6 +84,33 @@ _HEALTH = """<h1>Data health: {{ h.label }}</h1>
 {% for stage, n in h.mapping.clamped.items() %}<tr><td>{{ stage }}</td><td>{{ n }}</td></tr>{% endfor %}</table>
 """
 
+_STAGE = """<h1>Stage {{ sc.stage }}: {{ sc.repo or 'all repos' }}, {{ sc.label }}</h1>
+{{ filters }}
+<div class="chart">{{ svg }}</div>
+<p>{{ sc.items | length }} changes. Median wait {{ wait_median | duration }} (working time
+{{ wait_work_median | duration }}), median process {{ process_median | duration }} (working time
+{{ process_work_median | duration }}).</p>
+<h2>The changes that waited longest</h2>
+<table><tr><th>change</th><th>wait</th><th>wait (working)</th><th>process</th><th>process (working)</th><th>rework</th></tr>
+{% for i in longest %}<tr><td><a href="/change?id={{ i.change_id | urlencode }}">{{ i.change_id }}</a> {{ i.title or '' }}</td>
+<td>{{ i.wait_s | duration }}</td><td>{{ i.wait_work_s | duration }}</td><td>{{ i.process_s | duration }}</td>
+<td>{{ i.process_work_s | duration }}</td><td>{{ i.rework if i.rework is not none else '-' }}</td></tr>{% endfor %}</table>
+"""
+
+_CHANGE = """<h1>{{ c.change_id }}: {{ c.title or '' }}</h1>
+<p>By {{ c.author or 'unknown' }}{% if c.is_bot %} (bot){% endif %}. Merged {{ c.merged_at | when }},
+{% if c.deployed_at %}in production {{ c.deployed_at | when }}, lead time <strong>{{ c.lead_time_s | duration }}</strong>
+{% else %}not deployed yet{% endif %}. <a href="/change.json?id={{ c.change_id | urlencode }}">JSON</a></p>
+<h2>Stages</h2>
+<table><tr><th>stage</th><th>wait</th><th>process</th><th>waited from → to</th><th>why</th></tr>
+{% for s in c.stages %}<tr><td>{{ s.stage }}</td><td>{{ s.wait_s | duration }}</td><td>{{ s.process_s | duration }}</td>
+<td>{{ s.wait_from_event or '-' }} → {{ s.wait_to_event or '-' }}</td><td>{{ s.why | join('; ') }}</td></tr>{% endfor %}</table>
+<h2>Timeline</h2>
+<table><tr><th>when (UTC)</th><th>event</th><th>environment</th><th>source</th><th>detail</th></tr>
+{% for e in c.events %}<tr><td>{{ e.at | when }}</td><td>{{ e.event }}</td><td>{{ e.environment or '' }}</td>
+<td>{{ e.source }}</td><td>{{ e.detail }}</td></tr>{% endfor %}</table>
+"""
+
 _ERROR = """<h1>{{ status }}</h1><p>{{ message }}</p><p><a href="/map">Back to the map</a></p>"""
 
 
@@ -95,15 +124,17 @@ def map_page(vs: ValueStream, repos: Sequence[str], filters: Mapping[str, str], 
     form = _filters("/map", repos, filters, query, with_from=True)
     svg = value_stream_svg(vs.stages, vs.totals, vs.label)
     svg = svg[svg.find("<svg"):]  # inline: drop the XML prolog and doctype
-    body = _ENV.from_string(_MAP).render(vs=vs, filters=Markup(form), svg=Markup(svg))
+    amp_query = "&" + query[1:] if query else ""
+    body = _ENV.from_string(_MAP).render(vs=vs, filters=Markup(form), svg=Markup(svg), amp_query=amp_query)
     return _page("Map", body, query)
 
 
-def _filters(action: str, repos: Sequence[str], filters: Mapping[str, str], query: str, with_from: bool) -> str:
-    """The filter form of a page, filled with the URL's values."""
+def _filters(action: str, repos: Sequence[str], filters: Mapping[str, str], query: str, with_from: bool,
+             hidden: Mapping[str, str] | None = None) -> str:
+    """The filter form of a page, filled with the URL's values (hidden: fixed parameters it carries)."""
     return _ENV.from_string(_FILTERS).render(action=action, repos=repos, repo=filters.get("repo"),
                                              first=filters.get("from"), last=filters.get("to"), query=query,
-                                             with_from=with_from)
+                                             with_from=with_from, hidden=hidden or {})
 
 
 def _median(values: Sequence[float | None]) -> float | None:
@@ -129,6 +160,26 @@ def health_page(record: HealthView, repos: Sequence[str], filters: Mapping[str, 
     body = _ENV.from_string(_HEALTH).render(
         h=record, filters=Markup(_filters("/health", repos, filters, query, with_from=True)))
     return _page("Health", body, query)
+
+
+def stage_page(record: StageChanges, repos: Sequence[str], filters: Mapping[str, str], query: str,
+               longest: int = 20) -> str:
+    """The Stage page: wait and process histograms, the medians in calendar and working time, the longest."""
+    svg = stage_histogram_svg(record.items, record.stage, record.label)
+    items = record.items
+    body = _ENV.from_string(_STAGE).render(
+        sc=record, filters=Markup(_filters("/stage", repos, filters, query, with_from=True,
+                                           hidden={"stage": record.stage})),
+        svg=Markup(svg[svg.find("<svg"):]), longest=items[:longest],
+        wait_median=_median([i.wait_s for i in items]), wait_work_median=_median([i.wait_work_s for i in items]),
+        process_median=_median([i.process_s for i in items]),
+        process_work_median=_median([i.process_work_s for i in items]))
+    return _page(f"Stage {record.stage}", body, query)
+
+
+def change_page(record: ChangeExplanation) -> str:
+    """The Change page: the stages with the events their spans ran between and why, then the timeline."""
+    return _page(record.change_id, _ENV.from_string(_CHANGE).render(c=record), "")
 
 
 def error_page(status: int, message: str) -> str:
