@@ -261,7 +261,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from collector.present.weeks import week_label
 
     if args.serve:
-        return demo.serve(Path(args.dir), seed=args.seed)
+        return demo.serve(Path(args.dir), seed=args.seed, host=args.host, port=args.port, on_result=out)
     db = Path(args.db) if args.db else Path(args.dir) / "vsm.duckdb"
     config_path = demo.run(db, seed=args.seed, on_result=out)
     with Store(db, read_only=True) as store:
@@ -298,7 +298,10 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--db", help="database file to (re)create (default: DIR/vsm.duckdb)")
     demo.add_argument("--seed", type=int, default=7, help="seed of the simulated history (default: 7)")
     demo.add_argument("--serve", action="store_true",
-                      help="keep the simulated servers running and write DIR/vsm.toml pointing at them")
+                      help="after the demo, serve the web app over DIR/vsm.duckdb and print its URL; the simulated "
+                           "servers stay up for `vsm collect --config DIR/vsm.toml`")
+    demo.add_argument("--host", default="127.0.0.1", help="with --serve: address of the web app (default 127.0.0.1)")
+    demo.add_argument("--port", type=int, default=8765, help="with --serve: port of the web app (default 8765; 0: any)")
 
     collect_p = command("collect", cmd_collect, "Fetch new and changed data from every configured source.")
     collect_p.add_argument("--source", action="append", choices=list(SOURCE_SECTIONS),

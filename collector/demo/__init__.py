@@ -132,42 +132,63 @@ def run(db: Path, seed: int = 7, on_result: Callable[[str], None] = log.info) ->
     """Generate the world, serve it, collect it over HTTP, map it, write the last week's report."""
     _fresh(db)
     with demo_servers(seed) as servers:
-        config_path = servers.write_config(db.parent / "vsm.toml", db)
-        config = config_module.load(config_path)
-        with Store(config.db_path) as store:
-            results = collect(config, store)
-            for result in results:
-                state = "ok" if result.ok else "FAILED: " + "; ".join(result.errors)
-                on_result(f"collected {result.source}: {result.items} rows with {result.requests} HTTP requests "
-                          f"in {result.seconds:.1f}s - {state}")
-            pulls, merged = store.query("SELECT count(*), count(merged_at) FROM pull_requests")[1][0]
-            # every GitHub request: the repos over GraphQL (plus Actions over REST) and the incident issues
-            github = sum(r.requests for r in results if r.source.startswith("github"))
-            if merged:
-                on_result(f"{pulls} pull requests ({merged} merged): {github} GitHub requests, "
-                          f"{github / merged:.3f} per merged PR ({config.github.api if config.github else '-'})")
-            mapped = run_map(config, store)
-            on_result(f"mapped {mapped.changes} merged changes, {mapped.deployed} deployed to production")
-            report = build_report(store.con, last_complete_week(servers.world.end), config.report)
-            path = write_report(report, config.report_folder)
-            on_result(f"weekly flow report for {report.label} (the last complete simulated week): {path}")
+        return _collect_and_map(servers, db, on_result)
+
+
+def _collect_and_map(servers: DemoServers, db: Path, on_result: Callable[[str], None]) -> Path:
+    """Collect the served world into db over HTTP, map it and write the last simulated week's report."""
+    config_path = servers.write_config(db.parent / "vsm.toml", db)
+    config = config_module.load(config_path)
+    with Store(config.db_path) as store:
+        results = collect(config, store)
+        for result in results:
+            state = "ok" if result.ok else "FAILED: " + "; ".join(result.errors)
+            on_result(f"collected {result.source}: {result.items} rows with {result.requests} HTTP requests "
+                      f"in {result.seconds:.1f}s - {state}")
+        pulls, merged = store.query("SELECT count(*), count(merged_at) FROM pull_requests")[1][0]
+        # every GitHub request: the repos over GraphQL (plus Actions over REST) and the incident issues
+        github = sum(r.requests for r in results if r.source.startswith("github"))
+        if merged:
+            on_result(f"{pulls} pull requests ({merged} merged): {github} GitHub requests, "
+                      f"{github / merged:.3f} per merged PR ({config.github.api if config.github else '-'})")
+        mapped = run_map(config, store)
+        on_result(f"mapped {mapped.changes} merged changes, {mapped.deployed} deployed to production")
+        report = build_report(store.con, last_complete_week(servers.world.end), config.report)
+        path = write_report(report, config.report_folder)
+        on_result(f"weekly flow report for {report.label} (the last complete simulated week): {path}")
     return config_path
 
 
-def serve(folder: Path, seed: int = 7) -> int:
-    """Keep the simulated servers up and write folder/vsm.toml until Ctrl-C or SIGTERM."""
+def serve(folder: Path, seed: int = 7, host: str = "127.0.0.1", port: int = 8765,
+          on_result: Callable[[str], None] = log.info) -> int:
+    """Collect and map the world into folder/vsm.duckdb, then serve the web app over it and keep the
+    simulated servers up (for `vsm collect` against folder/vsm.toml) until Ctrl-C or SIGTERM."""
+    from waitress import create_server
+
+    from collector.serve import create_app
+
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    db = folder / "vsm.duckdb"
+    _fresh(db)
     with demo_servers(seed) as servers:
-        config_path = servers.write_config(folder / "vsm.toml", folder / "vsm.duckdb")
-        log.info("config written to %s; in another shell: export %s=%s", config_path, DEMO_PAGERDUTY_TOKEN_ENV,
-                 os.environ[DEMO_PAGERDUTY_TOKEN_ENV])
-        log.info("try: vsm collect --config %s && vsm map --config %s   (Ctrl-C stops the servers)",
-                 config_path, config_path)
+        config_path = _collect_and_map(servers, db, on_result)
+        try:
+            web = create_server(create_app(db), host=host, port=port, threads=4)
+        except OSError as exc:
+            log.error("cannot start the web app on %s:%d: %s", host, port, exc.strerror or exc)
+            return 2
+        thread = threading.Thread(target=web.run, name="vsm-serve", daemon=True)
+        thread.start()
+        on_result(f"the value stream in a browser: http://{host}:{web.effective_port}/map   (Ctrl-C stops)")
+        log.info("simulated servers stay up for: export %s=%s && vsm collect --config %s",
+                 DEMO_PAGERDUTY_TOKEN_ENV, os.environ[DEMO_PAGERDUTY_TOKEN_ENV], config_path)
         try:
             while not stop.wait(0.5):
                 pass
         except KeyboardInterrupt:
             pass
+        web.close()
+        thread.join(timeout=5)
     log.info("simulated servers stopped")
     return 0
