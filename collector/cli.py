@@ -142,12 +142,19 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serve the read-only web app (the Map page and its JSON) until interrupted."""
+    from collector.config import ConfigError, secret
     from collector.serve import serve
     from collector.store import StoreError
 
     config = _load(args, secrets=False)
     try:
-        serve(config.db_path, args.host, args.port)
+        token = secret(config.serve.token_env)
+        if config.serve.token_env and not token:
+            raise UsageError(f"serve.token_env: environment variable {config.serve.token_env} is not set")
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        serve(config.db_path, args.host, args.port, token)
     except StoreError as exc:
         raise UsageError(str(exc)) from None
     except OSError as exc:

@@ -211,6 +211,13 @@ class StageConfig:
 
 
 @dataclass(frozen=True)
+class ServeConfig:
+    """`vsm serve`: the variable holding a shared-link token that every request must then carry."""
+
+    token_env: str | None = None
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole validated configuration."""
 
@@ -222,6 +229,7 @@ class Config:
     calendar: CalendarConfig = field(default_factory=CalendarConfig)
     stream: StreamConfig = field(default_factory=StreamConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    serve: ServeConfig = field(default_factory=ServeConfig)
     stages: tuple[StageConfig, ...] = ()
     source_file: Path | None = field(default=None, metadata=NOT_A_KEY)
 
@@ -283,7 +291,8 @@ def from_dict(data: dict[str, Any], source_file: Path | None = None, require_sec
     _check(config)
     if require_secrets:
         for key, name in secret_names(config):
-            if not os.environ.get(name):
+            # the web app's token is needed by `vsm serve` alone, which checks it itself
+            if not os.environ.get(name) and not key.startswith("serve."):
                 raise ConfigError(f"{key}: environment variable {name} is not set")
     return config
 
@@ -470,6 +479,7 @@ def _check(config: Config) -> None:
     if config.incidents is not None:
         _check_incidents(config.incidents, config.github is not None)
     _check_schedule(config.schedule)
+    check_env_name("serve.token_env", config.serve.token_env)
     if config.jenkins is not None:
         _check_jenkins(config.jenkins)
     for index, stage in enumerate(config.stages):

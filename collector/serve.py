@@ -7,6 +7,7 @@ JSON (`Accept: application/json` or a `.json` suffix). Filters live in the URL s
 from __future__ import annotations
 
 import datetime as dt
+import hmac
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from collector.store import StoreError, open_for_reading
 log = logging.getLogger(__name__)
 
 FILTER_KEYS = ("repo", "from", "to")
+TOKEN_COOKIE = "vsm_token"
 # The pages: URL, endpoint, the filters it takes, and what the 404 lists.
 PAGES: dict[str, tuple[str, ...]] = {"/map": FILTER_KEYS, "/stage": ("stage", *FILTER_KEYS), "/change": ("id",),
                                      "/trends": ("repo", "to"), "/health": FILTER_KEYS}
@@ -77,10 +79,10 @@ class Filters:
 def parse_filters(args: Mapping[str, str], known_repos: tuple[str, ...],
                   allowed: tuple[str, ...] = FILTER_KEYS) -> Filters:
     """Check repo against the collected repos and from/to as dates; BadRequest names what is wrong."""
-    unknown = sorted(set(args) - set(allowed))
+    unknown = sorted(set(args) - set(allowed) - {"token"})
     if unknown:
         raise BadRequest(f"unknown parameter {unknown[0]!r} (this page takes {', '.join(allowed)})")
-    given = {k: args[k].strip() for k in allowed if args.get(k, "").strip()}
+    given = {k: args[k].strip() for k in allowed if args.get(k, "").strip() and k != "token"}
     repo = given.get("repo")
     if repo is not None and repo not in known_repos:
         raise BadRequest(f"unknown repo {repo!r} (collected: {', '.join(known_repos) or 'none'})")
@@ -104,8 +106,13 @@ def _wants_json(suffix: str) -> bool:
     return best == "application/json"
 
 
-def create_app(db_path: Path, wait_s: float = 2.0, clock: Callable[[], dt.datetime] = now) -> Flask:
-    """The Flask app over db_path, opened read-only (or its snapshot) for each request; clock gives now."""
+def create_app(db_path: Path, wait_s: float = 2.0, clock: Callable[[], dt.datetime] = now,
+               token: str | None = None) -> Flask:
+    """The Flask app over db_path, opened read-only (or its snapshot) for each request; clock gives now.
+
+    With a token, every request must carry it: ?token= (then kept in a cookie, so the page's links work),
+    the cookie, or an `Authorization: Bearer` header.
+    """
     app = Flask("vsm")
 
     def answer_error(status: int, message: str, as_json: bool) -> Response:
@@ -114,6 +121,24 @@ def create_app(db_path: Path, wait_s: float = 2.0, clock: Callable[[], dt.dateti
         else:
             reply = Response(error_page(status, message), mimetype="text/html")
         reply.status_code = status
+        return reply
+
+    @app.before_request
+    def check_token() -> Response | None:
+        if token is None:
+            return None
+        offered = (request.args.get("token") or request.cookies.get(TOKEN_COOKIE)
+                   or request.headers.get("Authorization", "").removeprefix("Bearer "))
+        if offered and hmac.compare_digest(offered.encode(), token.encode()):
+            return None
+        return answer_error(401, "this vsm serve needs its shared-link token: add ?token=... to the URL",
+                            request.path.endswith(".json")
+                            or request.accept_mimetypes.best == "application/json")
+
+    @app.after_request
+    def keep_token(reply: Response) -> Response:
+        if token is not None and request.args.get("token") == token:
+            reply.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="Strict")
         return reply
 
     def page(render: Callable[[Any, Filters], tuple[Any, str]],
@@ -196,13 +221,14 @@ def create_app(db_path: Path, wait_s: float = 2.0, clock: Callable[[], dt.dateti
     return app
 
 
-def serve(db_path: Path, host: str, port: int) -> None:
+def serve(db_path: Path, host: str, port: int, token: str | None = None) -> None:
     """Serve the app with waitress until interrupted; refuses at once when there is no database."""
     from waitress import serve as waitress_serve
 
     if not db_path.exists():
         raise StoreError(f"no database at {db_path}: run `vsm collect` (or `vsm demo`) first")
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        log.warning("vsm serve binds %s: anyone who can reach it can read the figures", host)
+    if host not in ("127.0.0.1", "localhost", "::1") and token is None:
+        log.warning("vsm serve binds %s without [serve] token_env: anyone who can reach it reads the figures",
+                    host)
     log.info("vsm serve: http://%s:%d/map (read-only over %s)", host, port, db_path)
-    waitress_serve(create_app(db_path), host=host, port=port, threads=4, _quiet=True)
+    waitress_serve(create_app(db_path, token=token), host=host, port=port, threads=4, _quiet=True)

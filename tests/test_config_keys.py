@@ -25,7 +25,7 @@ DEAD = "http://127.0.0.1:9"
 ENV = {"VSM_KEYS_GH": "gh-value", "VSM_KEYS_GH_B": "gh-b-value", "VSM_KEYS_JENKINS_USER": "ci",
        "VSM_KEYS_JENKINS": "jenkins-value", "VSM_KEYS_JIRA_USER": "ops@petclinic.example",
        "VSM_KEYS_JIRA": "jira-value", "VSM_KEYS_PD": "pd-value", "VSM_KEYS_SMTP_USER": "mailer",
-       "VSM_KEYS_SMTP": "smtp-value"}
+       "VSM_KEYS_SMTP": "smtp-value", "VSM_KEYS_SERVE": "serve-value"}
 
 # A valid config holding every key of the schema, so each case changes exactly one thing.
 BASE: dict[str, Any] = {
@@ -54,6 +54,7 @@ BASE: dict[str, Any] = {
     "schedule": {"collect": "*/30 * * * *", "report": "0 8 * * mon", "timezone": "Europe/London",
                  "run_at_start": True, "stale_after": "2h", "misfire_grace": "10m",
                  "sources": {"jenkins": "*/10 * * * *"}},
+    "serve": {"token_env": "VSM_KEYS_SERVE"},
     "stages": [{"name": "review", "wait": ["pr_ready", "review_first"],
                 "process": ["review_first", "review_approved|pr_merged"]}],
 }
@@ -150,6 +151,8 @@ TABLE: dict[str, Row] = {
     "schedule.stale_after": Row(7200, "2 hours", "stale_afer"),
     "schedule.misfire_grace": Row(600, "ten minutes", "misfire_grase"),
     "schedule.sources": Row("jenkins", {"gitlab": "*/10 * * * *"}, "source"),
+    "serve": Row("VSM_KEYS_SERVE", NO_RANGE, "serv"),
+    "serve.token_env": Row(1, "VSM SERVE TOKEN", "token_evn"),
     "stages": Row("review", NO_RANGE, "stage"),
     "stages[].name": Row(1, "Review", "nme"),
     "stages[].wait": Row("pr_ready", ["pr_ready", "lunch"], "wiat"),

@@ -254,3 +254,29 @@ def test_change_json_is_the_explanation_and_the_page_its_timeline(client: Any, d
 def test_stage_and_change_refuse_what_they_cannot_answer(client: Any, url: str, status: int, message: str) -> None:
     answer = client.get(url)
     assert answer.status_code == status and message in answer.get_json()["error"]
+
+
+def test_a_token_guards_every_page_and_a_link_with_it_keeps_working(demo_db: Path) -> None:
+    guarded = create_app(demo_db, token="s3cret-link").test_client()
+    refused = guarded.get("/map.json")
+    assert refused.status_code == 401 and "needs its shared-link token" in refused.get_json()["error"]
+    assert guarded.get("/map.json?token=wrong").status_code == 401
+    assert guarded.get("/map.json", headers={"Authorization": "Bearer s3cret-link"}).status_code == 200
+    first = guarded.get("/map?token=s3cret-link&repo=petclinic/petclinic-web")
+    assert first.status_code == 200
+    assert "s3cret-link" not in first.get_data(as_text=True)  # the page's links do not repeat it
+    assert guarded.get("/stage.json?stage=review").status_code == 200  # the cookie carries it on
+    fresh = create_app(demo_db, token="s3cret-link").test_client()
+    assert fresh.get("/stage.json?stage=review").status_code == 401
+
+
+def test_serve_needs_the_token_variable_the_config_names(demo_db: Path, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str],
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("VSM_TEST_SERVE_TOKEN", raising=False)
+    config = tmp_path / "vsm.toml"
+    config.write_text(f'[database]\npath = "{demo_db}"\n[serve]\ntoken_env = "VSM_TEST_SERVE_TOKEN"\n',
+                      encoding="utf-8")
+    assert main(["serve", "--config", str(config)]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "environment variable VSM_TEST_SERVE_TOKEN is not set" in lines[0]
