@@ -26,7 +26,8 @@ _LAYOUT = """<!doctype html>
 <style>
 body { font: 15px/1.45 system-ui, sans-serif; color: #1f2933; margin: 0 auto; max-width: 1100px; padding: 1rem; }
 nav a { margin-right: 1rem; } table { border-collapse: collapse; } td, th { padding: .25rem .6rem; text-align: right; }
-th:first-child, td:first-child { text-align: left; } tr.neck { color: #b42318; font-weight: 600; }
+th:first-child, td:first-child { text-align: left; } td + td { white-space: nowrap; }
+table.text th, table.text td { text-align: left; white-space: normal; } table.text td:first-child { white-space: nowrap; } tr.neck { color: #b42318; font-weight: 600; }
 form { margin: .8rem 0; } .chart svg { max-width: 100%; height: auto; } .muted { color: #5f6b7a; }
 </style></head><body>
 <nav><strong>vsm</strong> <a href="/map{{ query }}">Map</a> <a href="/trends">Trends</a> <a href="/health">Health</a> <a href="/change">Slowest change</a></nav>
@@ -102,11 +103,11 @@ _CHANGE = """<h1>{{ c.change_id }}: {{ c.title or '' }}</h1>
 {% if c.deployed_at %}in production {{ c.deployed_at | when }}, lead time <strong>{{ c.lead_time_s | duration }}</strong>
 {% else %}not deployed yet{% endif %}. <a href="/change.json?id={{ c.change_id | urlencode }}">JSON</a></p>
 <h2>Stages</h2>
-<table><tr><th>stage</th><th>wait</th><th>process</th><th>waited from → to</th><th>why</th></tr>
+<table class="text"><tr><th>stage</th><th>wait</th><th>process</th><th>waited from → to</th><th>why</th></tr>
 {% for s in c.stages %}<tr><td>{{ s.stage }}</td><td>{{ s.wait_s | duration }}</td><td>{{ s.process_s | duration }}</td>
 <td>{{ s.wait_from_event or '-' }} → {{ s.wait_to_event or '-' }}</td><td>{{ s.why | join('; ') }}</td></tr>{% endfor %}</table>
 <h2>Timeline</h2>
-<table><tr><th>when (UTC)</th><th>event</th><th>environment</th><th>source</th><th>detail</th></tr>
+<table class="text"><tr><th>when (UTC)</th><th>event</th><th>environment</th><th>source</th><th>detail</th></tr>
 {% for e in c.events %}<tr><td>{{ e.at | when }}</td><td>{{ e.event }}</td><td>{{ e.environment or '' }}</td>
 <td>{{ e.source }}</td><td>{{ e.detail }}</td></tr>{% endfor %}</table>
 """
