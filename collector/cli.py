@@ -141,7 +141,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    """Serve the read-only web app (the Map page and its JSON) until interrupted."""
+    """Serve the read-only web app (its pages and their JSON) until interrupted."""
     from collector.config import ConfigError, secret
     from collector.serve import serve
     from collector.store import StoreError
@@ -149,8 +149,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     config = _load(args, secrets=False)
     try:
         token = secret(config.serve.token_env)
-        if config.serve.token_env and not token:
-            raise UsageError(f"serve.token_env: environment variable {config.serve.token_env} is not set")
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
     try:

@@ -111,17 +111,19 @@ def relations(con: duckdb.DuckDBPyConnection) -> list[Relation]:
     tables = [name for (name,) in con.execute(
         "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' AND NOT internal "
         "AND NOT starts_with(table_name, 'map_') ORDER BY table_name").fetchall() if name not in NOT_EXPORTED]
+    columns: dict[str, list[tuple[str, str]]] = {}
+    for table, column, kind in con.execute(
+            "SELECT table_name, column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = 'main' ORDER BY table_name, ordinal_position").fetchall():
+        columns.setdefault(str(table), []).append((str(column), str(kind)))
     found = []
     for name, kind in [(v, "view") for v in views] + [(t, "table") for t in tables]:
-        columns = tuple((str(c), str(t)) for c, t in con.execute(
-            "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = 'main' "
-            "AND table_name = ? ORDER BY ordinal_position", [name]).fetchall())
-        if not columns:
+        if name not in columns:
             raise ExportError(f"the database has no {kind} {name}: run `vsm map` before exporting")
-        types = dict(columns)
+        types = dict(columns[name])
         week_from = None if ISO_WEEK in types else next(
             (c for c in TIME_COLUMNS if types.get(c) in TIME_TYPES), None)
-        found.append(Relation(name, kind, columns, week_from))
+        found.append(Relation(name, kind, tuple(columns[name]), week_from))
     return found
 
 

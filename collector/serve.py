@@ -20,7 +20,7 @@ from flask import Flask, Response, jsonify, redirect, request
 from collector.present import views
 from collector.present.explain import UnknownChange, change, slowest_change, stage_changes
 from collector.present.health import health_view
-from collector.present.records import fields_json
+from collector.present.records import as_json
 from collector.present.trends import trends
 from collector.present.value_stream import value_stream
 from collector.present.weekly import TREND_WEEKS
@@ -32,13 +32,11 @@ log = logging.getLogger(__name__)
 
 FILTER_KEYS = ("repo", "from", "to")
 TOKEN_COOKIE = "vsm_token"
-# The pages: URL, endpoint, the filters it takes, and what the 404 lists.
-PAGES: dict[str, tuple[str, ...]] = {"/map": FILTER_KEYS, "/stage": ("stage", *FILTER_KEYS), "/change": ("id",),
-                                     "/trends": ("repo", "to"), "/health": FILTER_KEYS}
+Clock = Callable[[], dt.datetime]
 
 
 def now() -> dt.datetime:
-    """The current UTC time (the Trends page's default last week)."""
+    """The current UTC time (the default last week of the Trends and Health pages)."""
     return dt.datetime.now(dt.UTC)
 
 
@@ -51,28 +49,19 @@ class NotFound(LookupError):
 
 
 @dataclass(frozen=True)
-class ChangeRecord:
-    """A change's explanation as the JSON the Change page answers (models' dataclass has no to_json)."""
-
-    explanation: Any
-
-    def to_json(self) -> dict[str, Any]:
-        """The explanation's fields as JSON-ready data."""
-        return fields_json(self.explanation)
-
-
-@dataclass(frozen=True)
 class Filters:
-    """The validated URL filters: one repo (None: all) and a half-open UTC day range (None: open)."""
+    """The validated URL parameters: one repo (None: all), a half-open UTC day range (None: open), the
+    collected repos the form offers, and the parameters as given (to carry across links)."""
 
     repo: str | None
-    start: Any
-    end: Any
+    start: dt.datetime | None
+    end: dt.datetime | None
+    repos: tuple[str, ...]
     given: Mapping[str, str]
 
     @property
     def query(self) -> str:
-        """The filters as a query string to carry across links ('' when none)."""
+        """The given parameters as a query string ('' when none)."""
         return "?" + urlencode(self.given) if self.given else ""
 
 
@@ -82,46 +71,109 @@ def parse_filters(args: Mapping[str, str], known_repos: tuple[str, ...],
     unknown = sorted(set(args) - set(allowed) - {"token"})
     if unknown:
         raise BadRequest(f"unknown parameter {unknown[0]!r} (this page takes {', '.join(allowed)})")
-    given = {k: args[k].strip() for k in allowed if args.get(k, "").strip() and k != "token"}
+    given = {k: args[k].strip() for k in allowed if args.get(k, "").strip()}
     repo = given.get("repo")
     if repo is not None and repo not in known_repos:
         raise BadRequest(f"unknown repo {repo!r} (collected: {', '.join(known_repos) or 'none'})")
     try:
         first = parse_day(given["from"]) if "from" in given else None
         last = parse_day(given["to"]) if "to" in given else None
-        start = end = None
-        if first or last:
-            start, end = day_bounds(first or parse_day("1970-01-01"), last or parse_day("9999-12-30"))
-            start, end = (start if first else None), (end if last else None)
+        bounds = day_bounds(first or last, last or first) if first or last else (None, None)
     except ValueError as exc:
         raise BadRequest(str(exc)) from None
-    return Filters(repo, start, end, given)
+    return Filters(repo, bounds[0] if first else None, bounds[1] if last else None, known_repos, given)
 
 
-def _wants_json(suffix: str) -> bool:
+def _map(con: Any, filters: Filters, clock: Clock) -> Any:
+    """The value stream of the period and repo."""
+    return value_stream(con, filters.start, filters.end, filters.repo)
+
+
+def _stage(con: Any, filters: Filters, clock: Clock) -> Any:
+    """One stage's changes over the period and repo; the stage must be one the mapper produced."""
+    known, stage = views.stages(con), filters.given.get("stage")
+    if stage not in known:
+        raise BadRequest(f"{'unknown stage ' + repr(stage) if stage else 'no stage given'} "
+                         f"(stages: {', '.join(known) or 'none mapped'})")
+    return stage_changes(con, stage, filters.start, filters.end, filters.repo)
+
+
+def _change(con: Any, filters: Filters, clock: Clock) -> Any:
+    """One change's explanation; without an id the slowest change, the first one worth explaining."""
+    change_id = filters.given.get("id")
+    if change_id is None:
+        slowest = slowest_change(con)
+        if slowest is None:
+            raise views.NotMapped("the database holds no changes yet: run `vsm collect` first")
+        change_id = slowest[0]
+    try:
+        return change(con, change_id)
+    except UnknownChange:
+        raise NotFound(f"{change_id} is not a merged pull request in the database "
+                       "(ids look like owner/repo#123)") from None
+
+
+def _trends(con: Any, filters: Filters, clock: Clock) -> Any:
+    """The weeks ending with the one holding `to` (a UTC day), else with the last complete week."""
+    last = (filters.end - dt.timedelta(days=1)).date() if filters.end else last_complete_week(clock())
+    return trends(con, last, TREND_WEEKS, filters.repo)
+
+
+def _health(con: Any, filters: Filters, clock: Clock) -> Any:
+    """Data health over the range: by default the last complete week; an open end is now, an open start
+    seven days before the end."""
+    moment = clock()
+    if filters.start is None and filters.end is None:
+        start, end = week_bounds(last_complete_week(moment))
+    else:
+        end = filters.end or moment
+        start = filters.start or end - dt.timedelta(days=7)
+    return health_view(con, start, end, filters.repo, moment)
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page: the parameters it takes, the figures it answers (its JSON), and how they are drawn."""
+
+    params: tuple[str, ...]
+    figures: Callable[[Any, Filters, Clock], Any]
+    draw: Callable[[Any, Filters], str]
+
+
+PAGES: dict[str, Page] = {
+    "/map": Page(FILTER_KEYS, _map, lambda r, f: map_page(r, f.repos, f.given, f.query)),
+    "/stage": Page(("stage", *FILTER_KEYS), _stage, lambda r, f: stage_page(
+        r, f.repos, {k: v for k, v in f.given.items() if k != "stage"}, f.query)),
+    "/change": Page(("id",), _change, lambda r, f: change_page(r)),
+    "/trends": Page(("repo", "to"), _trends, lambda r, f: trends_page(r, f.repos, f.given, f.query)),
+    "/health": Page(FILTER_KEYS, _health, lambda r, f: health_page(r, f.repos, f.given, f.query)),
+}
+
+
+def _wants_json() -> bool:
     """JSON when the URL ends in .json or the client prefers application/json over HTML."""
-    if suffix == ".json":
+    if request.path.endswith(".json"):
         return True
-    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
-    return best == "application/json"
+    return request.accept_mimetypes.best_match(["text/html", "application/json"]) == "application/json"
 
 
-def create_app(db_path: Path, wait_s: float = 2.0, clock: Callable[[], dt.datetime] = now,
-               token: str | None = None) -> Flask:
+def _error(status: int, message: str) -> Response:
+    """A 4xx/5xx answer with its one-line reason, as JSON or as a page like the request's."""
+    if _wants_json():
+        reply = jsonify(error=message, status=status)
+    else:
+        reply = Response(error_page(status, message), mimetype="text/html")
+    reply.status_code = status
+    return reply
+
+
+def create_app(db_path: Path, wait_s: float = 2.0, clock: Clock = now, token: str | None = None) -> Flask:
     """The Flask app over db_path, opened read-only (or its snapshot) for each request; clock gives now.
 
     With a token, every request must carry it: ?token= (then kept in a cookie, so the page's links work),
     the cookie, or an `Authorization: Bearer` header.
     """
     app = Flask("vsm")
-
-    def answer_error(status: int, message: str, as_json: bool) -> Response:
-        if as_json:
-            reply = jsonify(error=message, status=status)
-        else:
-            reply = Response(error_page(status, message), mimetype="text/html")
-        reply.status_code = status
-        return reply
 
     @app.before_request
     def check_token() -> Response | None:
@@ -131,9 +183,7 @@ def create_app(db_path: Path, wait_s: float = 2.0, clock: Callable[[], dt.dateti
                    or request.headers.get("Authorization", "").removeprefix("Bearer "))
         if offered and hmac.compare_digest(offered.encode(), token.encode()):
             return None
-        return answer_error(401, "this vsm serve needs its shared-link token: add ?token=... to the URL",
-                            request.path.endswith(".json")
-                            or request.accept_mimetypes.best == "application/json")
+        return _error(401, "this vsm serve needs its shared-link token: add ?token=... to the URL")
 
     @app.after_request
     def keep_token(reply: Response) -> Response:
@@ -141,82 +191,36 @@ def create_app(db_path: Path, wait_s: float = 2.0, clock: Callable[[], dt.dateti
             reply.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="Strict")
         return reply
 
-    def page(render: Callable[[Any, Filters], tuple[Any, str]],
-             allowed: tuple[str, ...]) -> Callable[[str], Response]:
-        def view(suffix: str = "") -> Response:
-            as_json = _wants_json(suffix)
+    def view(page: Page) -> Callable[..., Response]:
+        def answer(suffix: str = "") -> Response:
             try:
                 store, _ = open_for_reading(db_path, wait_s=wait_s)
             except StoreError as exc:
-                return answer_error(503, str(exc), as_json)
+                return _error(503, str(exc))
             with store:
                 try:
-                    filters = parse_filters(request.args, views.repos(store.con), allowed)
-                    record, html = render(store.con, filters)
+                    filters = parse_filters(request.args, views.repos(store.con), page.params)
+                    record = page.figures(store.con, filters, clock)
                 except BadRequest as exc:
-                    return answer_error(400, str(exc), as_json)
+                    return _error(400, str(exc))
                 except NotFound as exc:
-                    return answer_error(404, str(exc), as_json)
+                    return _error(404, str(exc))
                 except views.NotMapped as exc:
-                    return answer_error(503, str(exc), as_json)
-            if as_json:
-                return jsonify(record.to_json())
-            return Response(html, mimetype="text/html")
-        return view
+                    return _error(503, str(exc))
+            if _wants_json():
+                return jsonify(as_json(record))
+            return Response(page.draw(record, filters), mimetype="text/html")
+        return answer
 
-    def the_map(con: Any, filters: Filters) -> tuple[Any, str]:
-        vs = value_stream(con, filters.start, filters.end, filters.repo)
-        return vs, map_page(vs, views.repos(con), filters.given, filters.query)
-
-    def the_stage(con: Any, filters: Filters) -> tuple[Any, str]:
-        known = views.stages(con)
-        stage = filters.given.get("stage")
-        if stage not in known:
-            raise BadRequest(f"{'unknown stage ' + repr(stage) if stage else 'no stage given'} "
-                             f"(stages: {', '.join(known) or 'none mapped'})")
-        record = stage_changes(con, stage, filters.start, filters.end, filters.repo)
-        rest = {k: v for k, v in filters.given.items() if k != "stage"}
-        return record, stage_page(record, views.repos(con), rest, filters.query)
-
-    def the_change(con: Any, filters: Filters) -> tuple[Any, str]:
-        change_id = filters.given.get("id")
-        if change_id is None:  # no id: the slowest change, the first one worth explaining
-            slowest = slowest_change(con)
-            if slowest is None:
-                raise views.NotMapped("the database holds no changes yet: run `vsm collect` first")
-            change_id = slowest[0]
-        try:
-            record = change(con, change_id)
-        except UnknownChange:
-            raise NotFound(f"{change_id} is not a merged pull request in the database "
-                           "(ids look like owner/repo#123)") from None
-        return ChangeRecord(record), change_page(record)
-
-    def the_trends(con: Any, filters: Filters) -> tuple[Any, str]:
-        # the weeks end with the one holding `to` (UTC day), else the last complete week
-        last = (filters.end - dt.timedelta(days=1)).date() if filters.end else last_complete_week(clock())
-        record = trends(con, last, TREND_WEEKS, filters.repo)
-        return record, trends_page(record, views.repos(con), filters.given, filters.query)
-
-    def the_health(con: Any, filters: Filters) -> tuple[Any, str]:
-        # an open end is now; an open start (or none given) is the last complete week's Monday
-        moment = clock()
-        start, end = week_bounds(last_complete_week(moment))
-        start = filters.start or (start if filters.end is None else filters.end - dt.timedelta(days=7))
-        record = health_view(con, start, filters.end or end, filters.repo, moment)
-        return record, health_page(record, views.repos(con), filters.given, filters.query)
-
-    renderers = {"/map": the_map, "/stage": the_stage, "/change": the_change, "/trends": the_trends,
-                 "/health": the_health}
     app.add_url_rule("/", "home", lambda: redirect("/map"))
-    for path, allowed in PAGES.items():
-        view = page(renderers[path], allowed)
-        app.add_url_rule(path, path.strip("/"), view)
-        app.add_url_rule(f"{path}<any('.json'):suffix>", f"{path.strip('/')}_json", view)
+    for path, page in PAGES.items():
+        name = path.strip("/")
+        app.add_url_rule(path, name, view(page))
+        app.add_url_rule(f"{path}<any('.json'):suffix>", f"{name}_json", view(page))
 
     @app.errorhandler(404)
     def not_found(_: Exception) -> Response:
-        return answer_error(404, f"no page at {request.path} (pages: {', '.join(PAGES)})", request.path.endswith(".json"))
+        return _error(404, f"no page at {request.path} (pages: {', '.join(PAGES)})")
 
     return app
 

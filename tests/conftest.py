@@ -18,6 +18,16 @@ ACTIONS_REPO = "petclinic/petclinic-web"
 
 
 @pytest.fixture(scope="session")
+def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo's database, read-only for its users: every source collected over HTTP, then mapped."""
+    from collector import demo
+
+    folder = tmp_path_factory.mktemp("demo-db")
+    demo.run(folder / "vsm.duckdb")
+    return folder / "vsm.duckdb"
+
+
+@pytest.fixture(scope="session")
 def world() -> World:
     """The default Pet Clinic history (seed 7), ending at WORLD_END."""
     return generate_world(seed=7, end=WORLD_END)

@@ -15,7 +15,6 @@ from urllib.parse import unquote
 import duckdb
 import pytest
 
-from collector import demo
 from collector.cli import main
 from collector.export import ExportUsageError, export
 from collector.store import Store, connect
@@ -23,14 +22,6 @@ from models.mapper import VIEWS
 
 # Tables that carry no typed data and stay out of the export.
 LEFT_OUT = {"raw_objects", "sync_cursors", "sync_runs", "rate_budgets", "schema_version", "report_sends"}
-
-
-@pytest.fixture(scope="module")
-def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The demo's database: every source collected over HTTP from the simulators, then mapped."""
-    folder = tmp_path_factory.mktemp("export-demo")
-    demo.run(folder / "vsm.duckdb")
-    return folder / "vsm.duckdb"
 
 
 @pytest.fixture(scope="module")

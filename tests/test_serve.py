@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -15,7 +16,6 @@ from urllib.parse import quote
 import pytest
 import requests
 
-from collector import demo
 from collector.cli import main
 from collector.present.explain import change, slowest_change, stage_changes
 from collector.present.health import health_view
@@ -25,14 +25,6 @@ from collector.present.value_stream import value_stream
 from collector.present.weeks import day_bounds, parse_day
 from collector.serve import create_app
 from collector.store import connect
-
-
-@pytest.fixture(scope="module")
-def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The demo's database: every source collected over HTTP from the simulators, then mapped."""
-    folder = tmp_path_factory.mktemp("serve-demo")
-    demo.run(folder / "vsm.duckdb")
-    return folder / "vsm.duckdb"
 
 
 @pytest.fixture(scope="module")
@@ -155,6 +147,9 @@ def test_trends_json_ends_with_the_week_holding_to(client: Any, demo_db: Path) -
     assert [w["label"] for w in body["weeks"]][-1] == "2026-W48" and len(body["weeks"]) == 12
     assert [w["label"] for w in body["previous"]][-1] == "2026-W36" and len(body["previous"]) == 12
     assert sum(w["changes"] for w in body["weeks"]) > 0
+    # each change falls in exactly one week, so the period's totals count the weeks' changes together
+    assert body["totals"]["changes"] == sum(w["changes"] for w in body["weeks"])
+    assert body["previous_totals"]["changes"] == sum(w["changes"] for w in body["previous"])
 
 
 def test_the_trends_page_lists_each_week(client: Any, demo_db: Path) -> None:
@@ -191,6 +186,10 @@ def test_health_json_covers_the_sources_and_the_mapping(demo_db: Path) -> None:
     assert sum(body["mapping"]["attribution"].values()) > 0
     # no range: the last complete week before NOW (Sunday 6 December): 2026-W48 again
     assert client.get("/health.json?repo=petclinic/petclinic-web").get_json() == body
+    # a start without an end runs to NOW
+    since = client.get("/health.json?from=2026-11-30").get_json()
+    assert since == _expected_health(demo_db, day_bounds(parse_day("2026-11-30"), parse_day("2026-11-30"))[0],
+                                     NOW, None)
 
 
 def test_the_health_page_shows_each_source(demo_db: Path) -> None:
@@ -215,6 +214,11 @@ def test_stage_json_lists_the_stage_changes_longest_wait_first(client: Any, demo
     waits = [i["wait_s"] for i in body["items"]]
     assert waits == sorted(waits, reverse=True) and len(waits) > 10
     assert {i["change_id"].split("#")[0] for i in body["items"]} == {"petclinic/petclinic-web"}
+    # the page's medians are those of the listed changes, by definition
+    assert body["summary"]["items"] == len(body["items"])
+    assert body["summary"]["wait_median_s"] == pytest.approx(statistics.median(waits))
+    assert body["summary"]["process_work_median_s"] == pytest.approx(
+        statistics.median(i["process_work_s"] for i in body["items"]))
 
 
 def test_the_map_links_each_stage_and_the_stage_page_links_its_changes(client: Any) -> None:

@@ -22,7 +22,7 @@ from models.explain import (
     explain_change,
     explain_stage,
 )
-from models.mapper import counted_changes_sql
+from models.mapper import StageSummary, counted_changes_sql, stage_summary
 
 __all__ = ["ChangeExplanation", "DeliveryNote", "ReviewNote", "StageChanges", "StageExplanation", "StageItem",
            "StageWeek", "TimelineEvent", "UnknownChange", "change", "slowest_change", "stage_changes",
@@ -50,6 +50,7 @@ class StageChanges(Record):
     end: dt.datetime | None
     label: str
     items: tuple[StageItem, ...]
+    summary: StageSummary | None  # the stage's medians and p85 over these changes (the Map's figures)
 
 
 def change(con: duckdb.DuckDBPyConnection, change_id: str) -> ChangeExplanation:
@@ -78,7 +79,8 @@ def stage_changes(con: duckdb.DuckDBPyConnection, stage: str, start: dt.datetime
         """, [*params, stage])
     items = tuple(StageItem(cid, title, float(w), float(p), float(ww), float(pw), None if rw is None else int(rw))
                   for cid, title, w, p, ww, pw, rw in rows)
-    return StageChanges(stage, repo, start, end, period_label(start, end), items)
+    summary = next((s for s in stage_summary(con, start, end, repo) if s.stage == stage), None)
+    return StageChanges(stage, repo, start, end, period_label(start, end), items, summary)
 
 
 def slowest_change(con: duckdb.DuckDBPyConnection) -> tuple[str, dt.date] | None:

@@ -12,7 +12,7 @@ from collector.present.records import Record
 from collector.present.views import has_relation, query_rows, require_mapped
 from collector.present.weekly import TREND_WEEKS, band_of, dora_bands
 from collector.present.weeks import WEEK, week_bounds, week_label
-from models.mapper import totals
+from models.mapper import Totals, totals
 
 DORA_COLUMNS = ("week", "repo", "deployments", "change_failure_rate", "recovery_median_s", "deploys_per_week_4w")
 
@@ -47,6 +47,8 @@ class Trends(Record):
     repo: str | None
     weeks: tuple[TrendPoint, ...]
     previous: tuple[TrendPoint, ...]
+    totals: Totals | None = None  # over all the weeks together (not a median of weekly medians)
+    previous_totals: Totals | None = None  # over the weeks before
 
 
 def _dora_by_week(con: duckdb.DuckDBPyConnection, first: dt.date, end: dt.date,
@@ -107,4 +109,6 @@ def trends(con: duckdb.DuckDBPyConnection, last_week: dt.date, weeks: int = TREN
     first = monday - (weeks - 1) * WEEK
     bands = dora_bands(con)
     before = _points(con, first - weeks * WEEK, weeks, repo, bands)
-    return Trends(repo, _points(con, first, weeks, repo, bands), before)
+    start, end = week_bounds(first)[0], week_bounds(monday)[1]
+    return Trends(repo, _points(con, first, weeks, repo, bands), before, totals(con, start, end, repo),
+                  totals(con, start - weeks * WEEK, start, repo))

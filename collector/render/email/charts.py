@@ -53,6 +53,13 @@ def _box_width(count: int, lead_in: float) -> float:
     return min((WIDTH_IN - 0.2 - TOTALS_IN - lead_in) / max(2 * count - 1, 1), 0.85)
 
 
+def _svg(fig: Figure) -> str:
+    """The figure as SVG text (no date metadata, so equal figures give equal text)."""
+    buffer = io.StringIO()
+    fig.savefig(buffer, format="svg", metadata={"Date": None})
+    return buffer.getvalue()
+
+
 def value_stream_png(stages: Sequence[StageFigures], totals: Totals, label: str) -> bytes:
     """The value stream map as PNG (a week's or any period's ValueStream fields)."""
     return _png(value_stream_figure(stages, totals, label))
@@ -60,9 +67,7 @@ def value_stream_png(stages: Sequence[StageFigures], totals: Totals, label: str)
 
 def value_stream_svg(stages: Sequence[StageFigures], totals: Totals, label: str) -> str:
     """The same value stream map as SVG text, for a page that scales it."""
-    buffer = io.StringIO()
-    value_stream_figure(stages, totals, label).savefig(buffer, format="svg", metadata={"Date": None})
-    return buffer.getvalue()
+    return _svg(value_stream_figure(stages, totals, label))
 
 
 def value_stream_figure(stages: Sequence[StageFigures], totals: Totals, label: str) -> Figure:
@@ -248,6 +253,4 @@ def stage_histogram_svg(items: Sequence[StageItem], stage: str, label: str) -> s
         for side in ("top", "right"):
             ax.spines[side].set_visible(False)
     fig.tight_layout()
-    buffer = io.StringIO()
-    fig.savefig(buffer, format="svg", metadata={"Date": None})
-    return buffer.getvalue()
+    return _svg(fig)

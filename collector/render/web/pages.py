@@ -67,8 +67,11 @@ _TRENDS = """<h1>Trends: {{ t.repo or 'all repos' }}, weekly</h1>
 <td>{{ w.flow_efficiency | percent }}</td><td>{{ w.rolled_pca | percent }}</td><td>{{ w.deployments if w.deployments is not none else '-' }}</td>
 <td>{{ w.change_failure_rate | percent }}</td><td>{{ w.recovery_median_s | duration }}</td><td>{{ w.lead_time_band or '-' }}</td></tr>{% endfor %}
 </table>
-<p class="muted">The {{ t.previous | length }} weeks before: median of weekly lead-time medians
-{{ previous_lead | duration }}, against {{ current_lead | duration }} now.</p>
+{% if t.totals and t.previous_totals %}<p>Over these {{ t.weeks | length }} weeks: {{ t.totals.changes }} changes,
+median lead time <strong>{{ t.totals.lead_time_median_s | duration }}</strong>, flow efficiency
+{{ t.totals.flow_efficiency | percent }}. The {{ t.previous | length }} weeks before: {{ t.previous_totals.changes }}
+changes, median lead time {{ t.previous_totals.lead_time_median_s | duration }}, flow efficiency
+{{ t.previous_totals.flow_efficiency | percent }}.</p>{% endif %}
 """
 
 _HEALTH = """<h1>Data health: {{ h.label }}</h1>
@@ -88,9 +91,9 @@ _HEALTH = """<h1>Data health: {{ h.label }}</h1>
 _STAGE = """<h1>Stage {{ sc.stage }}: {{ sc.repo or 'all repos' }}, {{ sc.label }}</h1>
 {{ filters }}
 <div class="chart">{{ svg }}</div>
-<p>{{ sc.items | length }} changes. Median wait {{ wait_median | duration }} (working time
-{{ wait_work_median | duration }}), median process {{ process_median | duration }} (working time
-{{ process_work_median | duration }}).</p>
+{% if m %}<p>{{ m.items }} changes. Median wait {{ m.wait_median_s | duration }} (working time
+{{ m.wait_work_median_s | duration }}), median process {{ m.process_median_s | duration }} (working time
+{{ m.process_work_median_s | duration }}).</p>{% endif %}
 <h2>The changes that waited longest</h2>
 <table><tr><th>change</th><th>wait</th><th>wait (working)</th><th>process</th><th>process (working)</th><th>rework</th></tr>
 {% for i in longest %}<tr><td><a href="/change?id={{ i.change_id | urlencode }}">{{ i.change_id }}</a> {{ i.title or '' }}</td>
@@ -115,6 +118,11 @@ _CHANGE = """<h1>{{ c.change_id }}: {{ c.title or '' }}</h1>
 _ERROR = """<h1>{{ status }}</h1><p>{{ message }}</p><p><a href="/map">Back to the map</a></p>"""
 
 
+def _inline(svg: str) -> Markup:
+    """A chart's SVG document as markup to put in a page: from <svg> on, without XML prolog and doctype."""
+    return Markup(svg[svg.find("<svg"):])
+
+
 def _page(title: str, body: str, query: str) -> str:
     """The shared layout around one page body."""
     return _ENV.from_string(_LAYOUT).render(title=title, body=Markup(body), query=query)
@@ -123,10 +131,9 @@ def _page(title: str, body: str, query: str) -> str:
 def map_page(vs: ValueStream, repos: Sequence[str], filters: Mapping[str, str], query: str) -> str:
     """The Map page: the value stream SVG, its headline figures, the what-if and the stage table."""
     form = _filters("/map", repos, filters, query, with_from=True)
-    svg = value_stream_svg(vs.stages, vs.totals, vs.label)
-    svg = svg[svg.find("<svg"):]  # inline: drop the XML prolog and doctype
+    svg = _inline(value_stream_svg(vs.stages, vs.totals, vs.label))
     amp_query = "&" + query[1:] if query else ""
-    body = _ENV.from_string(_MAP).render(vs=vs, filters=Markup(form), svg=Markup(svg), amp_query=amp_query)
+    body = _ENV.from_string(_MAP).render(vs=vs, filters=Markup(form), svg=svg, amp_query=amp_query)
     return _page("Map", body, query)
 
 
@@ -138,21 +145,10 @@ def _filters(action: str, repos: Sequence[str], filters: Mapping[str, str], quer
                                              with_from=with_from, hidden=hidden or {})
 
 
-def _median(values: Sequence[float | None]) -> float | None:
-    """The median of the known values (None when there are none)."""
-    known = sorted(v for v in values if v is not None)
-    if not known:
-        return None
-    middle = len(known) // 2
-    return known[middle] if len(known) % 2 else (known[middle - 1] + known[middle]) / 2
-
-
 def trends_page(record: Trends, repos: Sequence[str], filters: Mapping[str, str], query: str) -> str:
     """The Trends page: one row per ISO week (flow and DORA with bands), and the period before in a line."""
     body = _ENV.from_string(_TRENDS).render(
-        t=record, filters=Markup(_filters("/trends", repos, filters, query, with_from=False)),
-        current_lead=_median([w.lead_time_median_s for w in record.weeks]),
-        previous_lead=_median([w.lead_time_median_s for w in record.previous]))
+        t=record, filters=Markup(_filters("/trends", repos, filters, query, with_from=False)))
     return _page("Trends", body, query)
 
 
@@ -166,15 +162,11 @@ def health_page(record: HealthView, repos: Sequence[str], filters: Mapping[str, 
 def stage_page(record: StageChanges, repos: Sequence[str], filters: Mapping[str, str], query: str,
                longest: int = 20) -> str:
     """The Stage page: wait and process histograms, the medians in calendar and working time, the longest."""
-    svg = stage_histogram_svg(record.items, record.stage, record.label)
-    items = record.items
+    svg = _inline(stage_histogram_svg(record.items, record.stage, record.label))
     body = _ENV.from_string(_STAGE).render(
         sc=record, filters=Markup(_filters("/stage", repos, filters, query, with_from=True,
                                            hidden={"stage": record.stage})),
-        svg=Markup(svg[svg.find("<svg"):]), longest=items[:longest],
-        wait_median=_median([i.wait_s for i in items]), wait_work_median=_median([i.wait_work_s for i in items]),
-        process_median=_median([i.process_s for i in items]),
-        process_work_median=_median([i.process_work_s for i in items]))
+        svg=svg, longest=record.items[:longest], m=record.summary)
     return _page(f"Stage {record.stage}", body, query)
 
 
