@@ -42,10 +42,16 @@ def smtp() -> Iterator[tuple[Inbox, int]]:
         controller.stop()
 
 
-def report_config(tmp_path: Path, sim: GitHubSimulator, world: World, port: int) -> Path:
+# A schedule that fires the instant a week ends (Monday 00:00 UTC), so the last complete week's report is
+# due whenever a test that reads the wall clock runs; Monday 08:00 London would not be before 08:00 Mondays.
+AT_WEEK_END = 'report = "0 0 * * 1"\ntimezone = "UTC"'
+
+
+def report_config(tmp_path: Path, sim: GitHubSimulator, world: World, port: int,
+                  schedule: str = 'report = "0 8 * * 1"\ntimezone = "Europe/London"') -> Path:
     extra = (f'\n[report]\nto = ["brenda@petclinic.example"]\ncc = ["team@petclinic.example"]\n'
              f'from = "vsm@petclinic.example"\n\n[report.smtp]\nhost = "127.0.0.1"\nport = {port}\n'
-             f'security = "none"\n\n[schedule]\nreport = "0 8 * * 1"\ntimezone = "Europe/London"\n')
+             f'security = "none"\n\n[schedule]\n{schedule}\n')
     return write_config(tmp_path, sim.base_url, [world.repos[1].full_name], extra=extra)
 
 
@@ -89,7 +95,7 @@ def test_run_exits_1_when_the_mail_server_is_down_and_keeps_the_file(tmp_path: P
 
     # the retries themselves are tested with the mailer; here they only need to end quickly
     monkeypatch.setattr(scheduler, "send_report", functools.partial(scheduler.send_report, backoff_s=0.01))
-    path = report_config(tmp_path, sim, world, free_port())  # nobody listens there
+    path = report_config(tmp_path, sim, world, free_port(), AT_WEEK_END)  # nobody listens there
     text = path.read_text(encoding="utf-8").replace('security = "none"\n', 'security = "none"\ntimeout = 2\n')
     path.write_text(text, encoding="utf-8")
     assert main(["run", "--config", str(path)]) == 1
@@ -103,7 +109,7 @@ def test_the_daemons_report_job_sends_when_due_and_only_once(tmp_path: Path, sim
     from collector.scheduler import Daemon, collect_and_map
 
     inbox, port = smtp
-    config = cfg.load(report_config(tmp_path, sim, world, port))
+    config = cfg.load(report_config(tmp_path, sim, world, port, AT_WEEK_END))
     collect_and_map(config)
     daemon = Daemon(config)
     daemon._report_job()  # what the scheduler runs on `[schedule] report`
