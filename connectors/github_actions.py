@@ -222,7 +222,7 @@ def _add_run(page: Page, repo: Repository, scope: str, workflow: str, data: dict
         # a re-run attempt was queued when it was triggered; created_at belongs to the first attempt
         "queued_at": run["created_at"] if attempt == 1 else started, "started_at": started,
         "finished_at": run["updated_at"] if run["status"] == "completed" else None, "status": status,
-        "source": BUILD_SOURCE, "pause_s": 0.0})
+        "source": BUILD_SOURCE, "pause_s": 0.0, "url": run["html_url"]})
     for earlier in range(1, attempt):
         _add_attempt(page, scope, workflow, run, earlier, _add_jobs(page, scope, _job_list(repo, run_id, earlier)))
 
@@ -264,7 +264,12 @@ def _add_attempt(page: Page, scope: str, workflow: str, run: Row, attempt: int, 
         "build_id": build_id(scope, run["run_id"], attempt), "repo": scope, "job": workflow,
         "sha": run["head_sha"], "queued_at": run["created_at"] if attempt == 1 else min(created, default=None),
         "started_at": min(created, default=None), "finished_at": max(completed) if finished else None,
-        "status": status, "source": BUILD_SOURCE, "pause_s": 0.0})
+        "status": status, "source": BUILD_SOURCE, "pause_s": 0.0, "url": attempt_url(run["html_url"], attempt)})
+
+
+def attempt_url(run_url: str | None, attempt: int) -> str | None:
+    """The page of an earlier attempt: a run's html_url always shows its latest attempt."""
+    return None if run_url is None else f"{run_url}/attempts/{attempt}"
 
 
 def build_id(scope: str, run_id: int, attempt: int) -> str:

@@ -484,7 +484,7 @@ def _add_normalised(page: Page, row: Row) -> None:
         return  # a build vsm cannot place in any repository cannot feed a repository's value stream
     result = row["result"]
     common = {"repo": row["repo"], "sha": row["sha"], "started_at": row["started_at"], "source": "jenkins",
-              "pause_s": row.get("pause_s") or 0.0}
+              "pause_s": row.get("pause_s") or 0.0, "url": row.get("url")}
     item_id = f"jenkins:{row['job']}#{row['number']}"
     if row["kind"] == "deploy":
         status = "in_progress" if row["building"] else DEPLOY_STATUS.get(result or "", "error")

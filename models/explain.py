@@ -27,6 +27,7 @@ class TimelineEvent:
     at: dt.datetime
     source: str
     detail: str
+    url: str | None = None  # the event's page at its source (GitHub, Jenkins), when the source gave one
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,21 @@ class DeliveryNote:
     failed_attempts: int
     rolled_back: bool
     reason: str
+    url: str | None = None  # the delivering build's or deployment's page at its source
+    incidents: tuple[IncidentNote, ...] = ()  # incidents blamed on it (production): rework of the change
+
+
+@dataclass(frozen=True)
+class IncidentNote:
+    """An incident linked to the deployment that delivered the change, how it was linked, and where it lives."""
+
+    incident_id: str
+    source: str
+    title: str | None
+    created_at: dt.datetime
+    resolved_at: dt.datetime | None
+    link_method: str
+    url: str | None
 
 
 @dataclass(frozen=True)
@@ -135,7 +151,7 @@ def explain_change(con: duckdb.DuckDBPyConnection, change_id: str) -> ChangeExpl
     c = found[0]
     ck = c["ck"]
     events = tuple(
-        TimelineEvent(r["event"], r["environment"], r["at"], r["source"], r["detail"])
+        TimelineEvent(r["event"], r["environment"], r["at"], r["source"], r["detail"], r["url"])
         for r in _rows(con, "SELECT * FROM change_timeline WHERE repo = ? AND pr_number = ?"
                        " ORDER BY \"at\", event", [c["repo"], c["pr_number"]])
     )
@@ -207,9 +223,12 @@ def _deliveries(con: duckdb.DuckDBPyConnection, ck: int, change: dict[str, Any])
         WITH repo_targets AS (SELECT DISTINCT target FROM map_targets WHERE repo = ? AND ok)
         SELECT g.target, d.delivery_rank, d.in_seed, d.attribution, d.item_id, d.kind, d.sha, d.started_at,
                d.finished_at, d.failures, d.rolled_back, seed.item_id AS seed_item, prev.item_id AS prev_item,
-               prev.started_at AS prev_started_at
+               prev.started_at AS prev_started_at, src.url
         FROM repo_targets AS g
         LEFT JOIN map_change_delivery AS d ON d.ck = ? AND d.target = g.target
+        LEFT JOIN (SELECT b.build_id AS item_id, b.url FROM builds AS b
+                   UNION ALL
+                   SELECT x.deployment_id, x.url FROM deployments AS x) AS src ON src.item_id = d.item_id
         LEFT JOIN map_targets AS seed ON seed.repo = ? AND seed.target = g.target AND seed.delivery_rank = 1
         LEFT JOIN map_targets AS prev
           ON prev.repo = ? AND prev.target = g.target AND prev.delivery_rank = d.delivery_rank - 1
@@ -242,8 +261,17 @@ def _deliveries(con: duckdb.DuckDBPyConnection, ck: int, change: dict[str, Any])
         if r["rolled_back"]:
             reason += "; rolled back: the next successful one shipped an ancestor of its SHA (rework)"
         notes.append(DeliveryNote(r["target"], r["item_id"], r["sha"], r["started_at"], r["finished_at"],
-                                  attribution, int(r["failures"] or 0), bool(r["rolled_back"]), reason))
+                                  attribution, int(r["failures"] or 0), bool(r["rolled_back"]), reason,
+                                  r["url"], _incidents(con, r["item_id"]) if r["item_id"] else ()))
     return tuple(notes)
+
+
+def _incidents(con: duckdb.DuckDBPyConnection, deployment_id: str) -> tuple[IncidentNote, ...]:
+    """The incidents the incidents view blames on one deployment (only production ones are ever blamed)."""
+    rows = _rows(con, "SELECT incident_id, source, title, created_at, resolved_at, link_method, url"
+                      " FROM incidents WHERE deployment_id = ? ORDER BY created_at, incident_id", [deployment_id])
+    return tuple(IncidentNote(r["incident_id"], r["source"], r["title"], r["created_at"], r["resolved_at"],
+                              r["link_method"], r["url"]) for r in rows)
 
 
 def _rework_parts(signal: str, deliveries: tuple[DeliveryNote, ...],

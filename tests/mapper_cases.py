@@ -138,22 +138,24 @@ class World:
 
     def build(self, build_id: str, sha: str | None, *, started: float, finished: float | None,
               status: str = "success", queued: float | None = None, pause_s: float = 0.0,
-              repo: str | None = None) -> None:
+              repo: str | None = None, url: str | None = None) -> None:
         """A CI build of sha (hours after T0), written to ci_builds, which backs the builds view."""
         self.con.execute(
-            "INSERT INTO ci_builds VALUES (?, ?, 'ci', ?, ?, ?, ?, ?, 'test', ?)",
+            "INSERT INTO ci_builds (build_id, repo, job, sha, queued_at, started_at, finished_at, status, source,"
+            " pause_s, url) VALUES (?, ?, 'ci', ?, ?, ?, ?, ?, 'test', ?, ?)",
             [build_id, repo or self.repo, sha, None if queued is None else at(queued), at(started),
-             None if finished is None else at(finished), status, pause_s],
+             None if finished is None else at(finished), status, pause_s, url],
         )
 
     def ci_deploy(self, deployment_id: str, sha: str | None, *, started: float, finished: float | None,
                   status: str = "success", environment: str = "production", pause_s: float = 0.0,
-                  repo: str | None = None) -> None:
+                  repo: str | None = None, url: str | None = None) -> None:
         """A deployment of a non-GitHub source (ci_deployments), e.g. with a manual-approval pause."""
         self.con.execute(
-            "INSERT INTO ci_deployments VALUES (?, ?, ?, ?, ?, ?, ?, 'test', ?)",
+            "INSERT INTO ci_deployments (deployment_id, repo, environment, sha, started_at, finished_at, status,"
+            " source, pause_s, url) VALUES (?, ?, ?, ?, ?, ?, ?, 'test', ?, ?)",
             [deployment_id, repo or self.repo, environment, sha, at(started),
-             None if finished is None else at(finished), status, pause_s],
+             None if finished is None else at(finished), status, pause_s, url],
         )
 
     def map(self, bots: Sequence[str] = (), production: Sequence[str] = ("production",),

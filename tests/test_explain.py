@@ -135,3 +135,48 @@ def test_unknown_change_raises() -> None:
         explain_change(con, "acme/web#99")
     with pytest.raises(KeyError):
         explain_change(con, "nonsense")
+
+
+def test_every_event_delivery_and_incident_links_to_its_page_at_the_source() -> None:
+    web = "https://github.com/acme/web"
+    w = World()
+    w.con.execute("INSERT INTO repos VALUES ('acme/web', 'main', ?)", [web])
+    w.line("m1", "a")
+    w.build("seed-build", "m1", started=-4, finished=-3.9)
+    w.ship(901, "m1", created=-3, success=-2.75, environment="staging")
+    w.ci_deploy("jenkins:deploy#1", "m1", started=-2, finished=-1.5)
+    w.pr(1, opened=0, merged=3, merge_sha="a", commits=[("p1", 0)], reviews=[("bob", "APPROVED", 2)])
+    w.con.execute("UPDATE pull_requests SET html_url = ? WHERE number = 1", [f"{web}/pull/1"])
+    w.build("jenkins:ci#7", "a", started=3.25, finished=3.5, url="https://ci.example/job/ci/7/")
+    w.ship(2, "a", created=4, success=4.5, environment="staging")
+    w.ci_deploy("jenkins:deploy#2", "a", started=5, finished=5.5, url="https://ci.example/job/deploy/2/")
+    # an hour after production received #1: blamed on that deployment by the time window
+    w.con.execute("INSERT INTO incident_records (source, incident_id, repo, title, url, created_at, resolved_at)"
+                  " VALUES ('pagerduty', 'P1', 'acme/web', 'checkout down', 'https://acme.pagerduty.com/incidents/P1',"
+                  " ?, ?)", [at(6.5), at(7)])
+    w.map()
+    e = explain_change(w.con, "acme/web#1")
+    pr, ci, deploy = f"{web}/pull/1", "https://ci.example/job/ci/7/", "https://ci.example/job/deploy/2/"
+    assert [(v.event, v.environment, v.url) for v in e.events] == [
+        ("commit_authored", None, f"{pr}/commits/p1"),  # a PR's commit, shown inside the PR
+        ("pr_opened", None, pr),
+        ("pr_ready", None, pr),
+        ("review_approved", None, f"{pr}#pullrequestreview-1"),  # the review's anchor on the conversation
+        ("review_first", None, f"{pr}#pullrequestreview-1"),
+        ("pr_merged", None, pr),
+        ("build_started", None, ci),
+        ("build_finished", None, ci),
+        ("deploy_started", "staging", f"{web}/deployments"),  # GitHub gives a deployment no page of its own
+        ("deploy_finished", "staging", f"{web}/deployments"),
+        ("deploy_started", "production", deploy),
+        ("deploy_finished", "production", deploy),
+    ]
+    assert [(d.target, d.item_id, d.url) for d in e.deliveries] == [
+        ("build", "jenkins:ci#7", ci), ("staging", "github:2", f"{web}/deployments"),
+        ("production", "jenkins:deploy#2", deploy)]
+    build, staging, production = e.deliveries
+    assert build.incidents == staging.incidents == ()
+    assert [(i.incident_id, i.source, i.title, i.created_at, i.resolved_at, i.link_method, i.url)
+            for i in production.incidents] == [
+        ("pagerduty:P1", "pagerduty", "checkout down", at(6.5), at(7), "time_window",
+         "https://acme.pagerduty.com/incidents/P1")]

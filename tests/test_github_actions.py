@@ -107,6 +107,13 @@ def test_collect_stores_runs_jobs_and_one_build_per_attempt(tmp_path: Path, asim
             rerun.created_at, min(j.created_at for j in first.jobs), finished(first), "failure")
         assert builds[f"github-actions:{ACTIONS_REPO}/{rerun.id}#2"][1:5] == (
             second.started_at, second.started_at, finished(second), "success")
+        # each build links to its attempt's page: the run's html_url shows the latest attempt only
+        urls = dict(rows(store, "SELECT build_id, url FROM ci_builds WHERE source = 'github-actions'"))
+        page = rows(store, "SELECT html_url FROM github_workflow_runs WHERE run_id = ?", [rerun.id])[0][0]
+        assert page.endswith(f"/{ACTIONS_REPO}/actions/runs/{rerun.id}")
+        assert urls[f"github-actions:{ACTIONS_REPO}/{rerun.id}#2"] == page
+        assert urls[f"github-actions:{ACTIONS_REPO}/{rerun.id}#1"] == f"{page}/attempts/1"
+        assert all(urls.values())
         raw = dict(rows(store, "SELECT kind, count(*) FROM raw_objects WHERE kind LIKE 'workflow_%' GROUP BY kind"))
         assert raw == {"workflow_run": len(rw.runs), "workflow_job": len(jobs)}
 

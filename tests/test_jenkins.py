@@ -124,6 +124,8 @@ def test_full_collect_stores_every_build_as_jenkins_reports_it(tmp_path: Path, j
         stages = store.query("SELECT job, number, name, status, started_at, duration_s, pause_s "
                              "FROM jenkins_stages")[1]
         changes = store.query("SELECT job, number, sha FROM jenkins_build_changes")[1]
+        links = dict(store.query("SELECT build_id, url FROM ci_builds UNION ALL"
+                                 " SELECT deployment_id, url FROM ci_deployments")[1])
     builds = seen(jworld, WORLD_END)
     assert set(stored) == {(b.job, b.number) for b in builds}
     routes: Counter[str | None] = Counter()
@@ -150,6 +152,9 @@ def test_full_collect_stores_every_build_as_jenkins_reports_it(tmp_path: Path, j
             ((upstream["upstreamProject"], upstream["upstreamBuild"]) if upstream else (None, None))
         pause = sum(s.pause_ms for s in build.stages) / 1000 if build.kind == PIPELINE else None
         assert row["pause_s"] == pause
+        if row["repo"] is not None:  # the normalised build or deployment links back to the build page
+            assert row["url"].endswith(f"/{build.number}/")
+            assert links[f"jenkins:{build.job}#{build.number}"] == row["url"]
     assert routes["build_data"] and routes["parameter"] and routes["upstream"] and None not in routes
     assert Counter(b.metrics for b in builds)[False] > 0  # builds from before the Metrics plugin
     assert len(changes) == sum(len(b.changes) for b in builds) > 0

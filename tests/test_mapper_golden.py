@@ -355,11 +355,12 @@ def test_deployments_view_normalises_statuses() -> None:
     row = w.rows("SELECT * FROM deployments WHERE deployment_id = 'github:6'")[0]
     assert row == {"deployment_id": "github:6", "repo": REPO, "environment": "staging", "sha": "s6",
                    "started_at": at(1), "finished_at": at(6), "status": "error", "source": "github",
-                   "pause_s": 0.0}  # GitHub reports no pauses
+                   "pause_s": 0.0,  # GitHub reports no pauses
+                   "url": None}  # the repos table does not know acme/web, so its deployments page is unknown
     columns = [r[0] for r in w.con.execute("DESCRIBE deployments").fetchall()]
-    # issue 3 appended pause_s
+    # issue 3 appended pause_s, issue 12 url
     assert columns == ["deployment_id", "repo", "environment", "sha", "started_at", "finished_at", "status",
-                       "source", "pause_s"]
+                       "source", "pause_s", "url"]
 
 
 def test_stage_summary_and_totals_on_a_tiny_stream() -> None:

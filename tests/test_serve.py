@@ -15,6 +15,7 @@ from urllib.parse import quote
 
 import pytest
 import requests
+from markupsafe import escape
 
 from collector.cli import main
 from collector.present.explain import change, slowest_change, stage_changes
@@ -245,8 +246,36 @@ def test_change_json_is_the_explanation_and_the_page_its_timeline(client: Any, d
     assert by_id.status_code == 200 and by_id.get_json() == expected
     assert client.get("/change.json").get_json() == expected  # no id: the slowest change
     html = client.get(f"/change?id={quote(slowest[0])}").get_data(as_text=True)
-    assert all(f"<td>{e['event']}</td>" in html for e in expected["events"])
     assert all(f"<tr><td>{s['stage']}</td>" in html for s in expected["stages"])
+    # every event links to its page at the source, and every span of a stage to the events that bound it
+    assert all(e["url"] for e in expected["events"])
+    assert all(f'<a href="{escape(e["url"])}" rel="noreferrer">{e["event"]}</a>' in html for e in expected["events"])
+    spans = {s[end] for s in expected["stages"] for end in ("wait_from_event", "wait_to_event",
+                                                            "process_from_event", "process_to_event") if s[end]}
+    assert spans and all(f'<a href="#ev-{key}">{key}</a>' in html and f'id="ev-{key}"' in html for key in spans)
+    delivered = [d for d in expected["deliveries"] if d["item_id"]]
+    assert delivered and all(f'<a href="{escape(d["url"])}" rel="noreferrer">{d["item_id"]}</a>' in html
+                             for d in delivered)
+
+
+def test_change_page_links_the_incidents_blamed_on_its_production_deployment(client: Any, demo_db: Path) -> None:
+    con = connect(demo_db, read_only=True)
+    try:
+        blamed = con.execute(
+            "SELECT t.repo || '#' || t.pr_number AS change_id, i.incident_id, i.url"
+            " FROM map_change_delivery AS d JOIN map_pr_timeline AS t ON t.ck = d.ck"
+            " JOIN incidents AS i ON i.deployment_id = d.item_id"
+            " WHERE d.target = 'production' AND i.url IS NOT NULL ORDER BY change_id, i.incident_id LIMIT 1"
+        ).fetchall()
+    finally:
+        con.close()
+    assert blamed, "the demo world links some incident to a production deployment"
+    change_id, incident_id, url = blamed[0]
+    answer = client.get(f"/change.json?id={quote(change_id)}").get_json()
+    production = next(d for d in answer["deliveries"] if d["target"] == "production")
+    assert incident_id in [i["incident_id"] for i in production["incidents"]]
+    html = client.get(f"/change?id={quote(change_id)}").get_data(as_text=True)
+    assert f'<a href="{escape(url)}" rel="noreferrer">{incident_id}</a>' in html
 
 
 @pytest.mark.parametrize(("url", "status", "message"), [

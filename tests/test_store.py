@@ -155,3 +155,30 @@ def test_migration_7_rekeys_events_and_statuses_by_node_id(tmp_path: Path) -> No
         assert events == [("9002", "closed"), ("ME_kwDOAA", "merged")]
         assert store.query("SELECT deployment_id, status_id, state FROM github_deployment_statuses")[1] == [
             (12, "DES_kwDOBB", "success")]
+
+
+def test_migration_10_links_collected_builds_and_deployments_to_their_pages(tmp_path: Path) -> None:
+    """Rows collected before the url column take it from the typed tables that already kept each page."""
+    path = tmp_path / "v9.duckdb"
+    con = connect(path)
+    migrations.migrate(con, target=9)
+    con.execute("INSERT INTO jenkins_builds (job, number, kind, url, building, started_at) VALUES"
+                " ('ci', 7, 'ci', 'https://ci.example/job/ci/7/', false, ?),"
+                " ('deploy', 3, 'deploy', 'https://ci.example/job/deploy/3/', false, ?)", [T0, T0])
+    con.execute("INSERT INTO github_workflow_runs (repo, run_id, run_attempt, workflow, html_url) VALUES"
+                " ('o/r', 55, 2, 'CI', 'https://github.com/o/r/actions/runs/55')")
+    for build_id, source in (("jenkins:ci#7", "jenkins"), ("github-actions:o/r/55#1", "github-actions"),
+                             ("github-actions:o/r/55#2", "github-actions"), ("other:1", "other")):
+        con.execute("INSERT INTO ci_builds (build_id, repo, job, started_at, status, source) VALUES"
+                    " (?, 'o/r', 'ci', ?, 'success', ?)", [build_id, T0, source])
+    con.execute("INSERT INTO ci_deployments (deployment_id, repo, environment, started_at, status, source)"
+                " VALUES ('jenkins:deploy#3', 'o/r', 'production', ?, 'success', 'jenkins')", [T0])
+    con.close()
+    with Store(path) as store:
+        assert dict(store.query("SELECT build_id, url FROM ci_builds")[1]) == {
+            "jenkins:ci#7": "https://ci.example/job/ci/7/",
+            "github-actions:o/r/55#1": "https://github.com/o/r/actions/runs/55/attempts/1",  # an earlier attempt
+            "github-actions:o/r/55#2": "https://github.com/o/r/actions/runs/55",  # the run's latest attempt
+            "other:1": None,  # no typed table knows its page
+        }
+        assert store.query("SELECT url FROM ci_deployments")[1] == [("https://ci.example/job/deploy/3/",)]

@@ -206,6 +206,10 @@ def render_change(change: ChangeExplanation, timezone: str = "UTC") -> str:
                          f"{f', {d.failed_attempts} failed attempt(s) before' if d.failed_attempts else ''}"
                          f"{', rolled back' if d.rolled_back else ''}")
             lines.append(f"  why: {d.reason}")
+            if d.url:
+                lines.append(f"  see: {d.url}")
+            lines += [f"  incident {i.incident_id} ({i.link_method}), opened {local_time(i.created_at, zone)}"
+                      f"{f': {i.title}' if i.title else ''}{f' <{i.url}>' if i.url else ''}" for i in d.incidents]
     lines += ["", "Stages"]
     lines.append(table(
         ["stage", "wait", "wait (work)", "process", "process (work)", "wait span", "process span"],

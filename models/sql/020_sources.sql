@@ -62,8 +62,11 @@ SELECT
     n.status,
     'github' AS source,
     -- GitHub deployments report no pauses.
-    0.0 AS pause_s
+    0.0 AS pause_s,
+    -- A deployment object has no page of its own on GitHub; the repository's deployments page lists it.
+    r.html_url || '/deployments' AS url
 FROM normalised AS n
+LEFT JOIN repos AS r ON r.repo = n.repo
 -- One deployment reported twice (a Jenkins deploy job that also creates a GitHub deployment) counts once:
 -- the GitHub record gives way to the other source's (which knows queue and approval pauses) when both
 -- name the same repo, environment and SHA and started within an hour of each other.
@@ -83,7 +86,8 @@ SELECT
     c.finished_at,
     lower(c.status),
     c.source,
-    CAST(coalesce(c.pause_s, 0) AS DOUBLE)
+    CAST(coalesce(c.pause_s, 0) AS DOUBLE),
+    c.url
 FROM ci_deployments AS c;
 
 -- One row per CI build. status: success, failure, error, unstable, aborted, running, queued; pause_s is
@@ -99,5 +103,6 @@ SELECT
     b.finished_at,
     lower(b.status) AS status,
     b.source,
-    CAST(coalesce(b.pause_s, 0) AS DOUBLE) AS pause_s
+    CAST(coalesce(b.pause_s, 0) AS DOUBLE) AS pause_s,
+    b.url
 FROM ci_builds AS b;

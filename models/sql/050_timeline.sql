@@ -41,7 +41,8 @@ SELECT
     coalesce(CAST(timezone(s.timezone, b.last_at) AS DATE), current_date) + 1 AS last_day
 FROM bounds AS b, s;
 
--- Public: one row per event of a change, with where it came from and a human-readable detail.
+-- Public: one row per event of a change, with where it came from, a human-readable detail and the page
+-- that shows it at its source (NULL when the source gave none).
 CREATE OR REPLACE VIEW change_timeline AS
 SELECT
     t.repo || '#' || t.pr_number AS change_id,
@@ -79,7 +80,14 @@ SELECT
             || coalesce(' at ' || left(d.sha, 12), '')
             || CASE WHEN e.pause_s > 0 THEN ' (paused ' || CAST(round(e.pause_s) AS BIGINT) || ' s)'
                     ELSE '' END
-    END AS detail
+    END AS detail,
+    CASE
+        -- GitHub shows a PR's commit inside the PR, and a review as an anchor on its conversation page.
+        WHEN e.event = 'commit_authored' THEN p.html_url || '/commits/' || t.first_commit_sha
+        WHEN e.event LIKE 'review_%' THEN p.html_url || '#pullrequestreview-' || r.review_id
+        WHEN e.event LIKE 'build_%' OR e.event LIKE 'deploy_%' THEN src.url
+        ELSE p.html_url
+    END AS url
 FROM map_events AS e
 JOIN map_pr_timeline AS t ON t.ck = e.ck
 LEFT JOIN pr_reviews AS r
@@ -90,7 +98,12 @@ LEFT JOIN pr_reviews AS r
 LEFT JOIN pr_commits AS pc
   ON e.event = 'commit_authored'
  AND pc.repo = t.repo AND pc.pr_number = t.pr_number AND pc.sha = t.first_commit_sha
+LEFT JOIN pull_requests AS p ON p.repo = t.repo AND p.number = t.pr_number
 LEFT JOIN map_change_delivery AS d
   ON d.ck = e.ck AND d.item_id IS NOT NULL
  AND d.target = CASE WHEN e.event LIKE 'build_%' THEN 'build'
-                     WHEN e.event LIKE 'deploy_%' THEN e.environment END;
+                     WHEN e.event LIKE 'deploy_%' THEN e.environment END
+LEFT JOIN (SELECT b.build_id AS item_id, b.url FROM builds AS b
+           UNION ALL
+           SELECT x.deployment_id, x.url FROM deployments AS x) AS src
+  ON src.item_id = d.item_id;

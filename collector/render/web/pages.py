@@ -101,17 +101,28 @@ _STAGE = """<h1>Stage {{ sc.stage }}: {{ sc.repo or 'all repos' }}, {{ sc.label 
 <td>{{ i.process_work_s | duration }}</td><td>{{ i.rework if i.rework is not none else '-' }}</td></tr>{% endfor %}</table>
 """
 
-_CHANGE = """<h1>{{ c.change_id }}: {{ c.title or '' }}</h1>
+_CHANGE = """{% macro ev(key) %}{% if key %}<a href="#ev-{{ key }}">{{ key }}</a>{% else %}-{% endif %}{% endmacro %}
+{% macro out(url, text) %}{% if url and url.startswith(('https://', 'http://')) %}<a href="{{ url }}" rel="noreferrer">{{ text }}</a>{% else %}{{ text }}{% endif %}{% endmacro %}
+<h1>{{ c.change_id }}: {{ c.title or '' }}</h1>
 <p>By {{ c.author or 'unknown' }}{% if c.is_bot %} (bot){% endif %}. Merged {{ c.merged_at | when }},
 {% if c.deployed_at %}in production {{ c.deployed_at | when }}, lead time <strong>{{ c.lead_time_s | duration }}</strong>
 {% else %}not deployed yet{% endif %}. <a href="/change.json?id={{ c.change_id | urlencode }}">JSON</a></p>
 <h2>Stages</h2>
-<table class="text"><tr><th>stage</th><th>wait</th><th>process</th><th>waited from → to</th><th>why</th></tr>
-{% for s in c.stages %}<tr><td>{{ s.stage }}</td><td>{{ s.wait_s | duration }}</td><td>{{ s.process_s | duration }}</td>
-<td>{{ s.wait_from_event or '-' }} → {{ s.wait_to_event or '-' }}</td><td>{{ s.why | join('; ') }}</td></tr>{% endfor %}</table>
+<p>Each span runs between two events of the timeline below; follow one to the event and on to its source.</p>
+<table class="text"><tr><th>stage</th><th>wait</th><th>waited from → to</th><th>process</th><th>worked from → to</th><th>why</th></tr>
+{% for s in c.stages %}<tr><td>{{ s.stage }}</td><td>{{ s.wait_s | duration }}</td>
+<td>{{ ev(s.wait_from_event) }} → {{ ev(s.wait_to_event) }}</td><td>{{ s.process_s | duration }}</td>
+<td>{{ ev(s.process_from_event) }} → {{ ev(s.process_to_event) }}</td><td>{{ s.why | join('; ') }}</td></tr>{% endfor %}</table>
+{% if c.deliveries %}<h2>Delivery</h2>
+<table class="text"><tr><th>target</th><th>delivered by</th><th>attribution</th><th>why</th></tr>
+{% for d in c.deliveries %}<tr><td>{{ d.target }}</td><td>{{ out(d.url, d.item_id or 'none') }}</td>
+<td>{{ d.attribution or 'not delivered' }}</td><td>{{ d.reason }}{% for i in d.incidents %}<br>incident
+{{ out(i.url, i.incident_id) }} ({{ i.link_method }}) opened {{ i.created_at | when }}{% if i.title %}: {{ i.title }}{% endif %}
+{% endfor %}</td></tr>{% endfor %}</table>{% endif %}
 <h2>Timeline</h2>
 <table class="text"><tr><th>when (UTC)</th><th>event</th><th>environment</th><th>source</th><th>detail</th></tr>
-{% for e in c.events %}<tr><td>{{ e.at | when }}</td><td>{{ e.event }}</td><td>{{ e.environment or '' }}</td>
+{% for e in c.events %}{% set key = e.event ~ (':' ~ e.environment if e.environment else '') %}
+<tr id="ev-{{ key }}"><td>{{ e.at | when }}</td><td>{{ out(e.url, e.event) }}</td><td>{{ e.environment or '' }}</td>
 <td>{{ e.source }}</td><td>{{ e.detail }}</td></tr>{% endfor %}</table>
 """
 
