@@ -30,7 +30,10 @@ incidents, dora_weekly; see the README):
   vsm query --config {config} "SELECT week, repo, lead_time_median_s/86400 AS lead_days, bottleneck_stage FROM flow_weekly ORDER BY week DESC LIMIT 6"
   vsm explain --config {config} {slowest}
   vsm explain --config {config} --stage review --week {week}
-or open {db} with any DuckDB client (duckdb CLI, Python, DBeaver)."""
+  vsm serve --config {config}            the map, stages, changes, trends and health in a browser
+  vsm export --config {config} --out {export}   Parquet for Trino, Spark or DuckDB on object storage
+or open {db} with any DuckDB client (duckdb CLI, Python, DBeaver). `vsm demo --serve` does all this and
+then serves the web app."""
 
 
 def out(text: str = "") -> None:
@@ -142,7 +145,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serve the read-only web app (its pages and their JSON) until interrupted."""
-    from collector.config import ConfigError, secret
+    from collector.config import ConfigError, parse_duration, secret
     from collector.serve import serve
     from collector.store import StoreError
 
@@ -152,7 +155,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
     try:
-        serve(config.db_path, args.host, args.port, token)
+        serve(config.db_path, args.host, args.port, token,
+              parse_duration(config.schedule.stale_after, "schedule.stale_after"))
     except StoreError as exc:
         raise UsageError(str(exc)) from None
     except OSError as exc:
@@ -275,7 +279,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         slowest = slowest_change(store.con)
     if slowest is not None:
         out()
-        out(QUERY_HINTS.format(config=config_path, db=db, slowest=slowest[0], week=week_label(slowest[1])))
+        out(QUERY_HINTS.format(config=config_path, db=db, slowest=slowest[0], week=week_label(slowest[1]),
+                               export=db.parent / "export"))
     return EXIT_OK
 
 

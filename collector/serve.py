@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Flask, Response, jsonify, redirect, request
+from flask import Flask, Response, current_app, jsonify, redirect, request
 
 from collector.present import views
 from collector.present.explain import UnknownChange, change, slowest_change, stage_changes
-from collector.present.health import health_view
+from collector.present.health import STALE_AFTER_S, health_view
 from collector.present.records import as_json
 from collector.present.trends import trends
 from collector.present.value_stream import value_stream
@@ -128,7 +128,7 @@ def _health(con: Any, filters: Filters, clock: Clock) -> Any:
     else:
         end = filters.end or moment
         start = filters.start or end - dt.timedelta(days=7)
-    return health_view(con, start, end, filters.repo, moment)
+    return health_view(con, start, end, filters.repo, moment, current_app.config["VSM_STALE_AFTER_S"])
 
 
 @dataclass(frozen=True)
@@ -167,13 +167,15 @@ def _error(status: int, message: str) -> Response:
     return reply
 
 
-def create_app(db_path: Path, wait_s: float = 2.0, clock: Clock = now, token: str | None = None) -> Flask:
+def create_app(db_path: Path, wait_s: float = 2.0, clock: Clock = now, token: str | None = None,
+               stale_after_s: float = STALE_AFTER_S) -> Flask:
     """The Flask app over db_path, opened read-only (or its snapshot) for each request; clock gives now.
 
     With a token, every request must carry it: ?token= (then kept in a cookie, so the page's links work),
-    the cookie, or an `Authorization: Bearer` header.
+    the cookie, or an `Authorization: Bearer` header. stale_after_s is [schedule] stale_after (Health).
     """
     app = Flask("vsm")
+    app.config["VSM_STALE_AFTER_S"] = stale_after_s
 
     @app.before_request
     def check_token() -> Response | None:
@@ -225,7 +227,8 @@ def create_app(db_path: Path, wait_s: float = 2.0, clock: Clock = now, token: st
     return app
 
 
-def serve(db_path: Path, host: str, port: int, token: str | None = None) -> None:
+def serve(db_path: Path, host: str, port: int, token: str | None = None,
+          stale_after_s: float = STALE_AFTER_S) -> None:
     """Serve the app with waitress until interrupted; refuses at once when there is no database."""
     from waitress import serve as waitress_serve
 
@@ -235,4 +238,5 @@ def serve(db_path: Path, host: str, port: int, token: str | None = None) -> None
         log.warning("vsm serve binds %s without [serve] token_env: anyone who can reach it reads the figures",
                     host)
     log.info("vsm serve: http://%s:%d/map (read-only over %s)", host, port, db_path)
-    waitress_serve(create_app(db_path, token=token), host=host, port=port, threads=4, _quiet=True)
+    waitress_serve(create_app(db_path, token=token, stale_after_s=stale_after_s), host=host, port=port, threads=4,
+                   _quiet=True)

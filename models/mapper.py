@@ -26,7 +26,7 @@ SQL_FILES: tuple[tuple[str, str], ...] = (
     ("080_changes.sql", "changes view: one row per merged PR with deliveries, lead time, flow efficiency"),
     ("090_value_stream.sql", "value_stream and flow_weekly views: VSM figures per stage and week"),
     ("100_incidents.sql", "incidents view: incident tickets linked to the production deployment behind them"),
-    ("110_dora.sql", "dora_weekly and dora_summary views: the DORA four keys per week and repo"),
+    ("110_dora.sql", "dora_weekly, dora_summary and dora_period: the DORA four keys per week, repo and period"),
     ("120_incident_rework.sql", "linked incidents count as rework of the production stage (its %C/A)"),
 )
 # Steps an incremental map runs on the changes in scope only; the later ones always run over everything.

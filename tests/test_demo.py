@@ -26,6 +26,9 @@ def test_demo_runs_the_whole_pipeline(tmp_path: Path, capsys: pytest.CaptureFixt
     assert report and Path(report.group(2)).exists()
     config = tmp_path / "demo" / "vsm.toml"
     assert f"vsm query --config {config}" in output
+    # the closing hints lead on to the web app and the lakehouse export
+    assert f"vsm serve --config {config}" in output and "vsm demo --serve" in output
+    assert f"vsm export --config {config} --out {tmp_path / 'demo' / 'export'}" in output
 
     with Store(tmp_path / "demo" / "vsm.duckdb") as store:
         changes, deployed = store.query("SELECT count(*), count(deployed_at) FROM changes")[1][0]

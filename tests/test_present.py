@@ -3,6 +3,7 @@ records, and their JSON."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 
@@ -10,7 +11,7 @@ import pytest
 
 from collector.present.explain import stage_changes, stage_week
 from collector.present.format import duration, local_time, whole_percent
-from collector.present.health import mapping_quality
+from collector.present.health import health_view, mapping_quality
 from collector.present.records import as_json
 from collector.present.trends import trends
 from collector.present.value_stream import WhatIf, dora_summary, value_stream, what_if
@@ -18,7 +19,7 @@ from collector.present.views import NotMapped
 from collector.present.weekly import weekly_figures
 from collector.present.weeks import day_bounds, parse_day, period_label, week_bounds
 from collector.store import connect
-from tests.mapper_cases import at
+from tests.mapper_cases import H, World, at
 from tests.test_report import W10, tiny_stream
 
 
@@ -127,3 +128,83 @@ def test_periods_and_formats() -> None:
     from zoneinfo import ZoneInfo
 
     assert local_time(at(0), ZoneInfo("Europe/Berlin")) == "Mon 2026-03-02 10:00 CET"
+
+
+def _dora_world() -> World:
+    """acme/web over two weeks: #1 deployed in W10 (lead 4h), #2 in W11 (lead 10h) causing an incident that
+    is resolved 3h after that deployment finished, then a failed deployment attempt."""
+    w = World()
+    w.line("m0", "a", "b", "c")
+    w.ship(1, "m0", created=-2, success=-1.5)  # the seed: holds all earlier history, never counted
+    w.pr(1, opened=0, merged=2, merge_sha="a", commits=[("p1", 0)])
+    w.ship(2, "a", created=3, success=4)  # W10: lead time 4h - 0h = 4h
+    w.pr(2, opened=168, merged=170, merge_sha="b", commits=[("p2", 168)])
+    w.ship(3, "b", created=171, success=178)  # W11: lead time 178h - 168h = 10h
+    w.con.execute("INSERT INTO incident_records (source, incident_id, repo, title, created_at, resolved_at)"
+                  " VALUES ('pagerduty', 'P1', 'acme/web', 'vets list empty', ?, ?)", [at(179), at(181)])
+    w.deploy(4, "c", created=185, statuses=[("failure", 186)])  # a failed attempt: beside the rate, not in it
+    w.map()
+    return w
+
+
+def test_dora_over_a_period_counts_what_happened_in_it() -> None:
+    w = _dora_world()
+    w10, w11, w12 = (dt.datetime(2026, 3, d, tzinfo=dt.UTC) for d in (2, 9, 16))
+    both = {r.repo: r for r in dora_summary(w.con, None, w10, w12)}
+    assert set(both) == {"acme/web", None}
+    web = both["acme/web"]
+    # two weeks, deployments 2 and 3: one a week, which the 2023 bands call high (at least weekly)
+    assert (web.weeks, web.deployments, web.deploys_per_week, web.deploy_band) == (2.0, 2, 1.0, "high")
+    # lead times 4h and 10h: median 7h, p85 4h + 0.85 * 6h = 9.1h; under a day is elite
+    assert (web.lead_time_median_s, web.lead_time_band) == (7 * H, "elite")
+    assert web.lead_time_p85_s == pytest.approx(9.1 * H)
+    # deployment 3 caused P1 (created 1h after it finished): 1 of 2 failed
+    assert (web.change_failure_rate, web.change_failure_band, web.failed_deployments) == (0.5, "low", 1)
+    # recovery: deployment 3 finished 178h, P1 resolved 181h = 3h; restore: created 179h -> resolved = 2h
+    assert (web.recovery_median_s, web.restore_median_s, web.recovery_band) == (3 * H, 2 * H, "high")
+    assert (web.incidents, web.failed_attempts) == (1, 1)
+    assert both[None] == dataclasses.replace(web, repo=None)  # one repo: all repos are that repo
+    first, = dora_summary(w.con, "acme/web", w10, w11)
+    assert (first.deployments, first.lead_time_median_s, first.change_failure_rate, first.change_failure_band,
+            first.recovery_median_s, first.incidents, first.failed_attempts) == (1, 4 * H, 0.0, "elite", None, 0, 0)
+    second, = dora_summary(w.con, "acme/web", w11, w12)
+    assert (second.deployments, second.lead_time_median_s, second.change_failure_rate, second.recovery_median_s,
+            second.failed_attempts) == (1, 10 * H, 1.0, 3 * H, 1)
+    # a quiet period: only the all-repos row, with nothing deployed
+    quiet = dora_summary(w.con, None, w12, w12 + dt.timedelta(days=7))
+    assert [(r.repo, r.weeks, r.deployments, r.deploys_per_week, r.lead_time_median_s) for r in quiet] == [
+        (None, 1.0, 0, 0.0, None)]
+    # the Map and the Trends draw these same rows
+    assert value_stream(w.con, w10, w12).dora == tuple(dora_summary(w.con, None, w10, w12))
+    got = trends(w.con, dt.date(2026, 3, 9), weeks=2)
+    assert got.dora == both[None]
+    assert got.previous_dora is not None and got.previous_dora.deployments == 0  # W08-W09: before the seed
+    assert [t.deployed for t in got.lead_time] == [1, 1] and got.stage_order[0] == "code"
+
+
+def test_dora_over_all_history_is_the_dora_summary_view() -> None:
+    w = _dora_world()
+    view = w.rows("SELECT * FROM dora_summary ORDER BY repo NULLS LAST")
+    assert [(r.repo, r.deployments, r.lead_time_median_s) for r in dora_summary(w.con)] == [
+        (v["repo"], v["deployments"], v["lead_time_median_s"]) for v in view]
+    assert view[0]["deployments"] == 2 and view[0]["lead_time_median_s"] == 7 * H
+
+
+def test_health_view_tells_freshness_now_and_the_rate_budgets() -> None:
+    w = tiny_stream()
+    w.con.execute("INSERT INTO sync_runs (source, started_at, finished_at, status) VALUES"
+                  " ('github', ?, ?, 'success'), ('jenkins', ?, ?, 'success'), ('jira', ?, NULL, 'failed')",
+                  [at(0), at(1), at(0), at(3), at(2)])
+    w.con.execute("INSERT INTO rate_budgets VALUES ('github', 'GITHUB_TOKEN', 'core', 4000, 5000, ?, ?),"
+                  " ('github', 'GITHUB_TOKEN', 'graphql', 4990, NULL, NULL, ?)", [at(2), at(1), at(1)])
+    now = at(4)
+    view = health_view(w.con, *week_bounds(W10), None, now, stale_after_s=2 * H)
+    # github last succeeded 3h before now, jenkins 1h before, jira never: stale beyond 2h and when never
+    assert [(f.source, f.age_s, f.stale) for f in view.freshness] == [
+        ("github", 3 * H, True), ("jenkins", 1 * H, False), ("jira", None, True)]
+    assert [(b.resource, b.remaining, b.limit, b.used_share) for b in view.budgets] == [
+        ("core", 4000, 5000, pytest.approx(0.2)), ("graphql", 4990, None, None)]
+    assert view.budgets[0].to_json()["used_share"] == pytest.approx(0.2)
+    assert view.stale_after_s == 2 * H
+    relaxed = health_view(w.con, *week_bounds(W10), None, now, stale_after_s=4 * H)
+    assert [f.stale for f in relaxed.freshness] == [False, False, True]

@@ -60,6 +60,13 @@ def test_filters_in_the_url_choose_repo_and_days(client: Any, demo_db: Path) -> 
     assert answer.get_json()["repo"] == "petclinic/petclinic-web"
     everything = client.get("/map.json").get_json()
     assert answer.get_json()["totals"]["changes"] < everything["totals"]["changes"]
+    # the DORA keys are over the chosen days too (4 weeks), not over all history
+    (period,), (history,) = answer.get_json()["dora"], [r for r in everything["dora"] if r["repo"] == "petclinic/petclinic-web"]
+    assert period["weeks"] == 4.0 and 0 < period["deployments"] < history["deployments"]
+    html = client.get("/map?repo=petclinic/petclinic-web&from=2026-11-02&to=2026-11-29").get_data(as_text=True)
+    assert "<h2>DORA four keys, 2026-11-02 to 2026-11-29</h2>" in html
+    assert f"<td>{period['deployments']}</td><td>{period['incidents']}</td>" in html
+    assert f"{period['deploys_per_week']:.1f}/week" in html
 
 
 def test_the_map_page_draws_the_same_figures(client: Any, demo_db: Path) -> None:
@@ -159,6 +166,14 @@ def test_the_trends_page_lists_each_week(client: Any, demo_db: Path) -> None:
     html = page.get_data(as_text=True)
     record = _expected_trends(demo_db, dt.date(2026, 11, 23), None)
     assert all(f"<td>{w['label']}</td><td>{w['changes']}</td>" in html for w in record["weeks"])
+    # the report's lead-time chart, and the twelve weeks beside the twelve before with the four keys
+    assert html.count("<svg") == 1 and "<?xml" not in html
+    assert "<h2>These 12 weeks and the 12 before</h2>" in html
+    this, before = record["dora"], record["previous_dora"]
+    assert this["deployments"] > 0 and before is not None
+    assert f"<tr><td>deploy frequency</td><td>{this['deploys_per_week']:.1f}/week" in html
+    assert f"<tr><td>changes</td><td>{record['totals']['changes']}</td><td>{record['previous_totals']['changes']}</td>" \
+        in html
     assert client.get("/trends.json?from=2026-11-01").status_code == 400  # the trends take no from
 
 
@@ -199,6 +214,27 @@ def test_the_health_page_shows_each_source(demo_db: Path) -> None:
     assert page.status_code == 200 and "Data health: 2026-W48" in html
     assert all(f"<tr><td>{s}</td>" in html for s in ("github", "jenkins", "jira", "pagerduty"))
     assert "How the changes were mapped" in html
+
+
+def test_the_health_page_shows_freshness_by_the_configured_stale_after_and_the_rate_budget(demo_db: Path) -> None:
+    con = connect(demo_db, read_only=True)
+    try:
+        (last,) = con.execute("SELECT max(finished_at) FROM sync_runs WHERE status = 'success'"
+                               " AND source = 'github'").fetchone()
+        budgets = con.execute("SELECT resource, remaining FROM rate_budgets WHERE source = 'github'").fetchall()
+    finally:
+        con.close()
+    later = last + dt.timedelta(hours=1)
+    assert budgets, "the demo's GitHub collect reports its rate budget"
+    for stale_after_s, state in ((1800.0, "stale"), (7200.0, "fresh")):
+        client = create_app(demo_db, clock=lambda: later, stale_after_s=stale_after_s).test_client()
+        body = client.get("/health.json").get_json()
+        github = next(f for f in body["freshness"] if f["source"] == "github")
+        assert github["stale"] is (state == "stale") and github["age_s"] == 3600.0
+        html = client.get("/health").get_data(as_text=True)
+        assert f"<td>{state}</td>" in html and "<h2>Rate budget</h2>" in html
+        assert all(f"<td>{resource}</td><td>{remaining}</td>" in html for resource, remaining in budgets)
+        assert {b["resource"] for b in body["budgets"]} == {r for r, _ in budgets}
 
 
 def test_stage_json_lists_the_stage_changes_longest_wait_first(client: Any, demo_db: Path) -> None:

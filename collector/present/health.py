@@ -15,7 +15,7 @@ from typing import Any
 
 import duckdb
 
-from collector.config import Config, parse_duration
+from collector.config import Config, ScheduleConfig, parse_duration
 from collector.pipeline import configured_sources
 from collector.present.format import duration, when
 from collector.present.records import Record, fields_json
@@ -25,6 +25,7 @@ from collector.store import Store
 from models.mapper import counted_changes_sql
 
 GAP_WARN_S = 2 * 86400.0  # a longer stretch without a successful sync is called out as a gap
+STALE_AFTER_S = parse_duration(ScheduleConfig.stale_after)  # the default [schedule] stale_after, in seconds
 
 
 @dataclass(frozen=True)
@@ -246,18 +247,67 @@ def source_status(config: Config, store: Store, now: dt.datetime | None = None) 
 
 
 @dataclass(frozen=True)
+class RateBudget(Record):
+    """What a source's API allowed one token for one resource when last collected (GitHub: core, graphql)."""
+
+    source: str
+    token_env: str  # the environment variable holding the token: its name, never its value
+    resource: str
+    remaining: int | None
+    limit: int | None
+    reset_at: dt.datetime | None
+    observed_at: dt.datetime
+
+    @property
+    def used_share(self) -> float | None:
+        """The share of the window's budget spent when observed (None when the limit is unknown)."""
+        return None if not self.limit or self.remaining is None else 1.0 - self.remaining / self.limit
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready fields with the spent share beside them."""
+        return {**fields_json(self), "used_share": self.used_share}
+
+
+def rate_budgets(con: duckdb.DuckDBPyConnection) -> tuple[RateBudget, ...]:
+    """Every token's last reported budget per source and resource (none before any GitHub collect)."""
+    if not has_relation(con, "rate_budgets"):
+        return ()
+    return tuple(RateBudget(*row) for row in query_rows(con, BUDGET_SQL))
+
+
+@dataclass(frozen=True)
+class Freshness(Record):
+    """How old a source's data is now: stale when its last success is older than [schedule] stale_after."""
+
+    source: str
+    last_success_at: dt.datetime | None
+    age_s: float | None
+    stale: bool
+
+
+@dataclass(frozen=True)
 class HealthView(Record):
-    """The web Health page: sync health of the sources over a period and how its changes were mapped."""
+    """The web Health page: sync health of the sources over a period, how fresh each is now, their rate
+    budgets, and how the period's changes were mapped."""
 
     start: dt.datetime
     end: dt.datetime
     label: str
     health: Health
     mapping: MappingQuality
+    stale_after_s: float = STALE_AFTER_S
+    freshness: tuple[Freshness, ...] = ()
+    budgets: tuple[RateBudget, ...] = ()
 
 
 def health_view(con: duckdb.DuckDBPyConnection, start: dt.datetime, end: dt.datetime, repo: str | None,
-                now: dt.datetime) -> HealthView:
-    """Data health over [start, end) and the mapping quality of the period's changes (one repo or all)."""
-    return HealthView(start, end, period_label(start, end), data_health(con, start, end, now),
-                      mapping_quality(con, start, end, repo))
+                now: dt.datetime, stale_after_s: float = STALE_AFTER_S) -> HealthView:
+    """Data health over [start, end), each source's freshness now and rate budget, and the mapping quality
+    of the period's changes (one repo or all)."""
+    health = data_health(con, start, end, now)
+    freshness = tuple(
+        Freshness(s.source, s.last_success_at, age, age is None or age > stale_after_s)
+        for s in health.sources
+        for age in [None if s.last_success_at is None else (now - s.last_success_at).total_seconds()])
+    return HealthView(start, end, period_label(start, end), health, mapping_quality(con, start, end, repo),
+                      stale_after_s, freshness, rate_budgets(con))

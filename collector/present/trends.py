@@ -9,8 +9,9 @@ from dataclasses import dataclass
 import duckdb
 
 from collector.present.records import Record
+from collector.present.value_stream import DoraRow, dora_summary
 from collector.present.views import has_relation, query_rows, require_mapped
-from collector.present.weekly import TREND_WEEKS, band_of, dora_bands
+from collector.present.weekly import TREND_WEEKS, TrendWeek, band_of, dora_bands, stage_order, trend
 from collector.present.weeks import WEEK, week_bounds, week_label
 from models.mapper import Totals, totals
 
@@ -49,6 +50,10 @@ class Trends(Record):
     previous: tuple[TrendPoint, ...]
     totals: Totals | None = None  # over all the weeks together (not a median of weekly medians)
     previous_totals: Totals | None = None  # over the weeks before
+    dora: DoraRow | None = None  # the four keys over all the weeks together, with bands
+    previous_dora: DoraRow | None = None  # over the weeks before
+    lead_time: tuple[TrendWeek, ...] = ()  # per week: median lead time and average time per stage (the chart)
+    stage_order: tuple[str, ...] = ()  # the stream's stages in order, for the chart's stacking
 
 
 def _dora_by_week(con: duckdb.DuckDBPyConnection, first: dt.date, end: dt.date,
@@ -111,4 +116,12 @@ def trends(con: duckdb.DuckDBPyConnection, last_week: dt.date, weeks: int = TREN
     before = _points(con, first - weeks * WEEK, weeks, repo, bands)
     start, end = week_bounds(first)[0], week_bounds(monday)[1]
     return Trends(repo, _points(con, first, weeks, repo, bands), before, totals(con, start, end, repo),
-                  totals(con, start - weeks * WEEK, start, repo))
+                  totals(con, start - weeks * WEEK, start, repo),
+                  dora=_dora_row(con, repo, start, end), previous_dora=_dora_row(con, repo, start - weeks * WEEK, start),
+                  lead_time=trend(con, monday, weeks, repo), stage_order=tuple(stage_order(con)))
+
+
+def _dora_row(con: duckdb.DuckDBPyConnection, repo: str | None, start: dt.datetime,
+              end: dt.datetime) -> DoraRow | None:
+    """The four keys of one repo (None: all repos together) over [start, end); None when not mapped."""
+    return next((row for row in dora_summary(con, repo, start, end) if row.repo == repo), None)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, fields
 import duckdb
 
 from collector.present.records import Record
-from collector.present.views import has_relation, query_rows, require_mapped
+from collector.present.views import has_macro, has_relation, query_rows, require_mapped
 from collector.present.weeks import period_label
 from models.mapper import StageSummary, Totals, counted_changes_sql, stage_summary, totals
 
@@ -45,10 +45,10 @@ class WhatIf(Record):
 
 @dataclass(frozen=True)
 class DoraRow(Record):
-    """The DORA four keys over all collected history for one repo (repo None: all repos), with bands."""
+    """The DORA four keys over a period (or all collected history) for one repo (None: all repos), with bands."""
 
     repo: str | None
-    weeks: int | None
+    weeks: float | None  # the period's length; over all history, the weeks from the first to the last active
     deployments: int | None
     deploys_per_week: float | None
     deploy_band: str | None
@@ -118,15 +118,23 @@ def what_if(con: duckdb.DuckDBPyConnection, stage: str, start: dt.datetime | Non
     return WhatIf(stage, None if median is None else float(median), None if halved is None else float(halved))
 
 
-def dora_summary(con: duckdb.DuckDBPyConnection, repo: str | None = None) -> tuple[DoraRow, ...]:
-    """The dora_summary view as records: every repo then all repos, or only the given repo's row.
+def dora_summary(con: duckdb.DuckDBPyConnection, repo: str | None = None, start: dt.datetime | None = None,
+                 end: dt.datetime | None = None) -> tuple[DoraRow, ...]:
+    """The four keys as records, every repo then all repos (or only `repo`'s row): over [start, end) from the
+    dora_period macro when either bound is given, else over all history from the dora_summary view.
 
     Empty when the mapper made no DORA views (or only part of them, as in a database mapped before them).
     """
     if not has_relation(con, "dora_summary") or not has_relation(con, "dora_weekly"):
         return ()
     where, params = ("WHERE repo = ?", [repo]) if repo is not None else ("", [])
-    cursor = con.execute(f"SELECT * FROM dora_summary {where} ORDER BY repo NULLS LAST", params)
+    if start is None and end is None:
+        source, bounds = "dora_summary", []
+    elif has_macro(con, "dora_period"):
+        source, bounds = "dora_period(?, ?)", [start, end]
+    else:
+        return ()  # mapped by a vsm without period figures: none rather than all-history ones mislabelled
+    cursor = con.execute(f"SELECT * FROM {source} {where} ORDER BY repo NULLS LAST", [*bounds, *params])
     names = [column[0] for column in cursor.description]
     rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
     return tuple(DoraRow(**{f.name: row.get(f.name) for f in fields(DoraRow)}) for row in rows)
@@ -143,5 +151,5 @@ def value_stream(con: duckdb.DuckDBPyConnection, start: dt.datetime | None = Non
         stages=stage_figures(con, start, end, repo, neck), totals=summed,
         what_if=(WhatIf(neck, summed.lead_time_median_s, summed.lead_time_median_if_halved_s)
                  if neck else None),
-        dora=dora_summary(con, repo),
+        dora=dora_summary(con, repo, start, end),
     )

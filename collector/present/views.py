@@ -19,6 +19,12 @@ def has_relation(con: duckdb.DuckDBPyConnection, name: str, columns: Sequence[st
     return bool(found) and all(column in found for column in columns)
 
 
+def has_macro(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    """True when the mapper defined a (table) macro of that name: a database mapped by an older vsm lacks it."""
+    return bool(con.execute("SELECT 1 FROM duckdb_functions() WHERE function_name = ? AND function_type IN"
+                            " ('macro', 'table_macro') LIMIT 1", [name]).fetchall())
+
+
 def query_rows(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
     """Run a query and fetch every row (an unfinished result would block the connection)."""
     return con.execute(sql, list(params)).fetchall()

@@ -8,7 +8,7 @@ a record that the email renderers draw (collector.render.email) and a web page c
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import duckdb
@@ -274,6 +274,13 @@ def trend(con: duckdb.DuckDBPyConnection, monday: dt.date, weeks: int = TREND_WE
     return tuple(points)
 
 
+def stage_order(con: duckdb.DuckDBPyConnection, fallback: Sequence[str] = ()) -> list[str]:
+    """The configured stages in stream order (the fallback when the database has no stage list)."""
+    if not has_relation(con, "map_stages"):
+        return list(fallback)
+    return [s for (s,) in query_rows(con, "SELECT stage FROM map_stages ORDER BY stage_order")]
+
+
 def _slowest(con: duckdb.DuckDBPyConnection, start: dt.datetime, end: dt.datetime) -> tuple[SlowChange, ...]:
     """The week's deployed changes with the longest lead times, where they waited, and their PR links."""
     counted, params = counted_changes_sql(start, end, None)
@@ -335,8 +342,7 @@ def weekly_figures(con: duckdb.DuckDBPyConnection, week: dt.date, config: Report
     this_week = totals(con, start, end)
     before = totals(con, start - 4 * WEEK, start)
     stages = stage_figures(con, start, end, None, this_week.bottleneck)
-    configured = [s for (s,) in query_rows(con, "SELECT stage FROM map_stages ORDER BY stage_order")] \
-        if has_relation(con, "map_stages") else [s.stage for s in stages]
+    configured = stage_order(con, [s.stage for s in stages])
     present = {s.stage for s in stages}
     headline, summary = _headline(label, this_week)
     if generated < end:

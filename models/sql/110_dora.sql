@@ -1,5 +1,5 @@
--- 110: the DORA four keys per ISO week and repo (dora_weekly), over the whole history (dora_summary), and
--- the performance bands they are judged by (dora_bands).
+-- 110: the DORA four keys per ISO week and repo (dora_weekly), over the whole history (dora_summary) or
+-- any period (the dora_period table macro), and the performance bands they are judged by (dora_bands).
 --
 -- Definitions (every count is of production deployments of the configured production environments):
 --   deployments          successful production deployments by the week they finished, the repo's seed (its
@@ -116,7 +116,8 @@ WHERE c.deployed_at IS NOT NULL
 
 -- Failed production deployment attempts (one row each, whatever statuses they reported).
 CREATE OR REPLACE VIEW map_dora_failed_attempts AS
-SELECT d.deployment_id, d.repo, dora_week(coalesce(d.finished_at, d.started_at)) AS week
+SELECT d.deployment_id, d.repo, dora_week(coalesce(d.finished_at, d.started_at)) AS week,
+       coalesce(d.finished_at, d.started_at) AS failed_at
 FROM deployments AS d
 WHERE (d.status IN ('failure', 'error') OR (d.status = 'inactive' AND d.finished_at IS NOT NULL))
   AND lower(d.environment) IN (SELECT lower(e.environment) FROM map_production_environments AS e);
@@ -254,6 +255,84 @@ joined AS (
     LEFT JOIN lead AS l ON l.repo IS NOT DISTINCT FROM s.repo
     LEFT JOIN failed AS f ON f.repo IS NOT DISTINCT FROM s.repo
     LEFT JOIN incidents AS i ON i.repo IS NOT DISTINCT FROM s.repo
+)
+SELECT
+    j.*,
+    dora_band('deploy_frequency', j.deploys_per_week) AS deploy_band,
+    dora_band('lead_time_s', j.lead_time_median_s) AS lead_time_band,
+    dora_band('change_failure_rate', j.change_failure_rate) AS change_failure_band,
+    dora_band('recovery_s', j.recovery_median_s) AS recovery_band,
+    dora_band('restore_s', j.restore_median_s) AS restore_band
+FROM joined AS j
+ORDER BY j.repo NULLS LAST;
+
+-- The four keys over one period [period_start, period_end), per repo and for all repos (repo NULL), with
+-- the columns of dora_summary: what `vsm serve` shows for a chosen date range. Each item falls in the
+-- period by the instant the weekly figures use (a deployment or failed attempt by when it finished, a
+-- change by when it reached production, an incident by when it was created); weeks is the period's length
+-- in weeks, so deploys_per_week is deployments over that length. A NULL bound means the first (or the end
+-- of the last) ISO week dora_weekly has. Usage: SELECT * FROM dora_period(TIMESTAMPTZ '2026-11-02 00:00Z',
+-- TIMESTAMPTZ '2026-11-30 00:00Z').
+CREATE OR REPLACE MACRO dora_period(period_start, period_end) AS TABLE
+WITH bounds AS (
+    SELECT coalesce(CAST(period_start AS TIMESTAMPTZ),
+                    (SELECT timezone('UTC', CAST(min(w.week) AS TIMESTAMP)) FROM dora_weekly AS w)) AS s,
+           coalesce(CAST(period_end AS TIMESTAMPTZ),
+                    (SELECT timezone('UTC', CAST(max(w.week) + 7 AS TIMESTAMP)) FROM dora_weekly AS w)) AS e
+),
+deploys AS (
+    SELECT d.repo, count(*) AS deployments,
+           count(*) FILTER (WHERE d.caused_incident OR d.rolled_back) AS failed_deployments
+    FROM map_dora_deploys AS d, bounds AS b
+    WHERE NOT d.is_seed AND d.finished_at >= b.s AND d.finished_at < b.e
+    GROUP BY GROUPING SETS ((d.repo), ())
+),
+lead AS (
+    SELECT c.repo, quantile_cont(c.lead_time_s, 0.5) AS median_s, quantile_cont(c.lead_time_s, 0.85) AS p85_s
+    FROM map_dora_changes AS c, bounds AS b
+    WHERE c.deployed_at >= b.s AND c.deployed_at < b.e
+    GROUP BY GROUPING SETS ((c.repo), ())
+),
+failed AS (
+    SELECT f.repo, count(*) AS failed_attempts
+    FROM map_dora_failed_attempts AS f, bounds AS b
+    WHERE f.failed_at >= b.s AND f.failed_at < b.e
+    GROUP BY GROUPING SETS ((f.repo), ())
+),
+incidents AS (
+    SELECT i.repo, count(*) AS incidents, quantile_cont(i.recovery_s, 0.5) AS recovery_median_s,
+           quantile_cont(i.restore_s, 0.5) AS restore_median_s
+    FROM map_incident_rows AS i, bounds AS b
+    WHERE i.repo IS NOT NULL AND i.created_at >= b.s AND i.created_at < b.e
+    GROUP BY GROUPING SETS ((i.repo), ())
+),
+repos AS (
+    SELECT CAST(NULL AS VARCHAR) AS repo
+    UNION SELECT repo FROM deploys UNION SELECT repo FROM lead
+    UNION SELECT repo FROM failed UNION SELECT repo FROM incidents
+),
+joined AS (
+    SELECT
+        r.repo,
+        greatest(epoch(b.e) - epoch(b.s), 0.0) / 604800.0 AS weeks,
+        coalesce(d.deployments, 0) AS deployments,
+        coalesce(d.deployments, 0) / nullif(greatest(epoch(b.e) - epoch(b.s), 0.0) / 604800.0, 0)
+            AS deploys_per_week,
+        l.median_s AS lead_time_median_s,
+        l.p85_s AS lead_time_p85_s,
+        CAST(d.failed_deployments AS DOUBLE) / nullif(d.deployments, 0) AS change_failure_rate,
+        i.recovery_median_s,
+        i.restore_median_s,
+        coalesce(f.failed_attempts, 0) AS failed_attempts,
+        coalesce(d.failed_deployments, 0) AS failed_deployments,
+        coalesce(i.incidents, 0) AS incidents
+    FROM repos AS r
+    CROSS JOIN bounds AS b
+    LEFT JOIN deploys AS d ON d.repo IS NOT DISTINCT FROM r.repo
+    LEFT JOIN lead AS l ON l.repo IS NOT DISTINCT FROM r.repo
+    LEFT JOIN failed AS f ON f.repo IS NOT DISTINCT FROM r.repo
+    LEFT JOIN incidents AS i ON i.repo IS NOT DISTINCT FROM r.repo
+    WHERE b.s IS NOT NULL AND b.e IS NOT NULL
 )
 SELECT
     j.*,

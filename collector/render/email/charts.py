@@ -8,6 +8,7 @@ text that states its numbers, for readers and mail clients that do not show imag
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import math
 from collections.abc import Sequence
@@ -21,7 +22,7 @@ from matplotlib.patches import FancyBboxPatch, Polygon
 from collector.present.explain import StageItem
 from collector.present.format import duration, whole_percent
 from collector.present.value_stream import StageFigures, Totals
-from collector.present.weekly import WeeklyFigures
+from collector.present.weekly import TrendWeek, WeeklyFigures
 from collector.render.email import Chart
 
 WIDTH_IN = 7.0  # figure width in inches, rendered at 1400 px: sharp when shown DISPLAY_PX wide
@@ -173,9 +174,19 @@ def value_stream_alt(stages: Sequence[StageFigures], totals: Totals, label: str)
 
 
 def trend_png(report: WeeklyFigures) -> bytes:
+    """The report's lead-time trend as PNG, its own week in bold."""
+    return _png(trend_figure(report.trend, report.stage_order, report.week))
+
+
+def trend_svg(weeks: Sequence[TrendWeek], stage_order: Sequence[str], highlight: dt.date | None = None) -> str:
+    """The same lead-time trend as SVG, for the Trends page."""
+    return _svg(trend_figure(weeks, stage_order, highlight))
+
+
+def trend_figure(weeks: Sequence[TrendWeek], stage_order: Sequence[str], highlight: dt.date | None) -> Figure:
     """Stacked weekly bars: average time per stage of the week's deployed changes; the median lead time."""
-    weeks = report.trend
-    stages = [s for s in report.stage_order if any(s in w.stage_avg_s for w in weeks)]
+    order = list(stage_order) + sorted({s for w in weeks for s in w.stage_avg_s} - set(stage_order))
+    stages = [s for s in order if any(s in w.stage_avg_s for w in weeks)]
     days = max((sum(w.stage_avg_s.values()) for w in weeks), default=0.0)
     days = max(days, max((w.lead_time_median_s or 0.0 for w in weeks), default=0.0))
     unit, unit_name = (86400.0, "days") if days >= 2 * 86400 else (3600.0, "hours")
@@ -185,8 +196,8 @@ def trend_png(report: WeeklyFigures) -> bytes:
     bottoms = [0.0] * len(weeks)
     for stage in stages:
         heights = [w.stage_avg_s.get(stage, 0.0) / unit for w in weeks]
-        colour = PALETTE[report.stage_order.index(stage) % len(PALETTE)]
-        shades = [to_rgba(colour, 1.0 if w.week == report.week else 0.6) for w in weeks]
+        colour = PALETTE[order.index(stage) % len(PALETTE)]
+        shades = [to_rgba(colour, 1.0 if highlight in (None, w.week) else 0.6) for w in weeks]
         ax.bar(positions, heights, bottom=bottoms, width=0.7, color=shades, label=stage, zorder=2)
         bottoms = [b + h for b, h in zip(bottoms, heights, strict=True)]
     medians = [w.lead_time_median_s / unit if w.lead_time_median_s is not None else math.nan for w in weeks]
@@ -194,7 +205,7 @@ def trend_png(report: WeeklyFigures) -> bytes:
             label="median lead time", zorder=5)
     ax.set_xticks(positions, [w.label.split("-")[1] for w in weeks], fontsize=7.5)
     for tick, week in zip(ax.get_xticklabels(), weeks, strict=True):
-        if week.week == report.week:
+        if week.week == highlight:
             tick.set_fontweight("bold")
     ax.tick_params(axis="y", labelsize=7.5)
     ax.set_ylabel(unit_name, fontsize=8, color=MUTED)
@@ -204,7 +215,7 @@ def trend_png(report: WeeklyFigures) -> bytes:
               handlelength=1.2, columnspacing=1.2)
     fig.text(0.08, 0.96, f"Lead time per week, last {len(weeks)} weeks: average per stage (stacked) "
              "and median (line)", fontsize=8, color=MUTED)
-    return _png(fig)
+    return fig
 
 
 def trend_alt(report: WeeklyFigures) -> str:

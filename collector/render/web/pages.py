@@ -12,13 +12,15 @@ from collector.present.format import duration, when, whole_percent
 from collector.present.health import HealthView
 from collector.present.trends import Trends
 from collector.present.value_stream import ValueStream
-from collector.render.email.charts import stage_histogram_svg, value_stream_svg
+from collector.render.email.charts import stage_histogram_svg, trend_svg, value_stream_svg
 
 # One environment, autoescaping everything but the chart SVG (drawn by our own matplotlib code).
 _ENV = Environment(autoescape=select_autoescape(default=True, default_for_string=True))
 _ENV.filters["duration"] = duration
 _ENV.filters["percent"] = whole_percent
 _ENV.filters["when"] = when
+_ENV.filters["per_week"] = lambda value: "-" if value is None else f"{value:.1f}/week"
+_ENV.filters["apply"] = lambda value, name: _ENV.filters[name](value)
 
 _LAYOUT = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{{ title }} · vsm</title>
@@ -44,6 +46,24 @@ _FILTERS = """<form method="get" action="{{ action }}">
 <button>Show</button> <a href="{{ action }}.json{{ query }}">JSON</a></form>
 """
 
+# The DORA keys of one record, as (label, value filter, field, band field) rows the tables below loop over.
+DORA_KEYS = (("deploy frequency", "per_week", "deploys_per_week", "deploy_band"),
+             ("lead time (median)", "duration", "lead_time_median_s", "lead_time_band"),
+             ("change failure rate", "percent", "change_failure_rate", "change_failure_band"),
+             ("failed-deployment recovery", "duration", "recovery_median_s", "recovery_band"),
+             ("time to restore", "duration", "restore_median_s", "restore_band"))
+
+_DORA_CELL = """{% macro key(row, k) %}{% if row %}{{ row[k[2]] | apply(k[1]) }}{% if row[k[3]] %}
+<span class="muted">({{ row[k[3]] }})</span>{% endif %}{% else %}-{% endif %}{% endmacro %}"""
+
+_MAP_DORA = """{% if vs.dora %}<h2>DORA four keys, {{ vs.label }}</h2>
+<table><tr><th>repo</th>{% for k in keys %}<th>{{ k[0] }}</th>{% endfor %}<th>deployments</th><th>incidents</th></tr>
+{% for r in vs.dora %}<tr><td>{{ r.repo or 'all repos' }}</td>{% for k in keys %}<td>{{ key(r, k) }}</td>{% endfor %}
+<td>{{ r.deployments }}</td><td>{{ r.incidents }}</td></tr>{% endfor %}</table>
+<p class="muted">Bands: the 2023 State of DevOps Report. Deployment frequency is over the period's length;
+bots' changes count only when the settings include them.</p>{% endif %}
+"""
+
 _MAP = """<h1>Value stream: {{ vs.repo or 'all repos' }}, {{ vs.label }}</h1>
 {{ filters }}
 <div class="chart">{{ svg }}</div>
@@ -57,21 +77,30 @@ _MAP = """<h1>Value stream: {{ vs.repo or 'all repos' }}, {{ vs.label }}</h1>
 {% for s in vs.stages %}<tr{% if s.is_bottleneck %} class="neck"{% endif %}><td>{{ s.stage }}{% if s.is_bottleneck %} (bottleneck){% endif %}</td>
 <td><a href="/stage?stage={{ s.stage | urlencode }}{{ amp_query }}">{{ s.items }} changes</a></td><td>{{ s.wait_median_s | duration }}</td><td>{{ s.process_median_s | duration }}</td>
 <td>{{ s.pca | percent }}</td><td>{{ s.wait_share | percent }}</td></tr>{% endfor %}</table>
-"""
+""" + _MAP_DORA
 
 _TRENDS = """<h1>Trends: {{ t.repo or 'all repos' }}, weekly</h1>
 {{ filters }}
+{% if chart %}<div class="chart">{{ chart }}</div>{% endif %}
 <table><tr><th>week</th><th>changes</th><th>lead time (median)</th><th>flow efficiency</th><th>rolled %C/A</th>
-<th>deploys</th><th>change failure</th><th>recovery (median)</th><th>lead time band</th></tr>
-{% for w in t.weeks %}<tr><td>{{ w.label }}</td><td>{{ w.changes }}</td><td>{{ w.lead_time_median_s | duration }}</td>
-<td>{{ w.flow_efficiency | percent }}</td><td>{{ w.rolled_pca | percent }}</td><td>{{ w.deployments if w.deployments is not none else '-' }}</td>
-<td>{{ w.change_failure_rate | percent }}</td><td>{{ w.recovery_median_s | duration }}</td><td>{{ w.lead_time_band or '-' }}</td></tr>{% endfor %}
+<th>deploys</th><th>change failure</th><th>recovery (median)</th></tr>
+{% for w in t.weeks %}<tr><td>{{ w.label }}</td><td>{{ w.changes }}</td>
+<td>{{ w.lead_time_median_s | duration }}{% if w.lead_time_band %} <span class="muted">({{ w.lead_time_band }})</span>{% endif %}</td>
+<td>{{ w.flow_efficiency | percent }}</td><td>{{ w.rolled_pca | percent }}</td>
+<td>{{ w.deployments if w.deployments is not none else '-' }}{% if w.deploy_band %} <span class="muted">({{ w.deploy_band }})</span>{% endif %}</td>
+<td>{{ w.change_failure_rate | percent }}{% if w.change_failure_band %} <span class="muted">({{ w.change_failure_band }})</span>{% endif %}</td>
+<td>{{ w.recovery_median_s | duration }}{% if w.recovery_band %} <span class="muted">({{ w.recovery_band }})</span>{% endif %}</td></tr>{% endfor %}
 </table>
-{% if t.totals and t.previous_totals %}<p>Over these {{ t.weeks | length }} weeks: {{ t.totals.changes }} changes,
-median lead time <strong>{{ t.totals.lead_time_median_s | duration }}</strong>, flow efficiency
-{{ t.totals.flow_efficiency | percent }}. The {{ t.previous | length }} weeks before: {{ t.previous_totals.changes }}
-changes, median lead time {{ t.previous_totals.lead_time_median_s | duration }}, flow efficiency
-{{ t.previous_totals.flow_efficiency | percent }}.</p>{% endif %}
+<p class="muted">Bands (2023 State of DevOps Report): deploys judged over the four weeks ending with the week.</p>
+{% if t.totals and t.previous_totals %}<h2>These {{ t.weeks | length }} weeks and the {{ t.previous | length }} before</h2>
+<table><tr><th>figure</th><th>{{ t.weeks[0].label }} to {{ t.weeks[-1].label }}</th>
+<th>{{ t.previous[0].label }} to {{ t.previous[-1].label }}</th></tr>
+<tr><td>changes</td><td>{{ t.totals.changes }}</td><td>{{ t.previous_totals.changes }}</td></tr>
+<tr><td>lead time (median of the changes)</td><td>{{ t.totals.lead_time_median_s | duration }}</td><td>{{ t.previous_totals.lead_time_median_s | duration }}</td></tr>
+<tr><td>flow efficiency</td><td>{{ t.totals.flow_efficiency | percent }}</td><td>{{ t.previous_totals.flow_efficiency | percent }}</td></tr>
+<tr><td>rolled %C/A</td><td>{{ t.totals.rolled_pca | percent }}</td><td>{{ t.previous_totals.rolled_pca | percent }}</td></tr>
+{% if t.dora or t.previous_dora %}{% for k in keys %}<tr><td>{{ k[0] }}</td><td>{{ key(t.dora, k) }}</td>
+<td>{{ key(t.previous_dora, k) }}</td></tr>{% endfor %}{% endif %}</table>{% endif %}
 """
 
 _HEALTH = """<h1>Data health: {{ h.label }}</h1>
@@ -81,6 +110,17 @@ _HEALTH = """<h1>Data health: {{ h.label }}</h1>
 <table><tr><th>source</th><th>last success</th><th>last status</th><th>failed runs</th><th>longest gap</th><th>last error</th></tr>
 {% for s in h.health.sources %}<tr><td>{{ s.source }}</td><td>{{ s.last_success_at | when }}</td><td>{{ s.last_status or '-' }}</td>
 <td>{{ s.failed_runs }}</td><td>{{ s.longest_gap_s | duration }}</td><td>{{ s.last_error or '' }}</td></tr>{% endfor %}</table>
+<h2>Freshness now</h2>
+<table><tr><th>source</th><th>last success</th><th>age</th><th>state</th></tr>
+{% for f in h.freshness %}<tr{% if f.stale %} class="neck"{% endif %}><td>{{ f.source }}</td><td>{{ f.last_success_at | when }}</td>
+<td>{{ f.age_s | duration }}</td><td>{{ 'stale' if f.stale else 'fresh' }}</td></tr>{% endfor %}</table>
+<p class="muted">Stale: no successful sync within {{ h.stale_after_s | duration }} ([schedule] stale_after).</p>
+<h2>Rate budget</h2>
+{% if h.budgets %}<table><tr><th>source</th><th>token (variable)</th><th>resource</th><th>remaining</th><th>of</th><th>spent</th><th>window resets</th><th>as of</th></tr>
+{% for b in h.budgets %}<tr><td>{{ b.source }}</td><td>{{ b.token_env }}</td><td>{{ b.resource }}</td><td>{{ b.remaining }}</td>
+<td>{{ b.limit if b.limit is not none else '-' }}</td><td>{{ b.used_share | percent }}</td><td>{{ b.reset_at | when }}</td>
+<td>{{ b.observed_at | when }}</td></tr>{% endfor %}</table>
+{% else %}<p class="muted">No source has reported a rate budget yet (GitHub does on every collect).</p>{% endif %}
 <h2>How the changes were mapped</h2>
 <table><tr><th>attribution</th><th>changes</th></tr>
 {% for kind, n in h.mapping.attribution.items() %}<tr><td>{{ kind }}</td><td>{{ n }}</td></tr>{% endfor %}</table>
@@ -144,7 +184,8 @@ def map_page(vs: ValueStream, repos: Sequence[str], filters: Mapping[str, str], 
     form = _filters("/map", repos, filters, query, with_from=True)
     svg = _inline(value_stream_svg(vs.stages, vs.totals, vs.label))
     amp_query = "&" + query[1:] if query else ""
-    body = _ENV.from_string(_MAP).render(vs=vs, filters=Markup(form), svg=svg, amp_query=amp_query)
+    body = _ENV.from_string(_DORA_CELL + _MAP).render(vs=vs, filters=Markup(form), svg=svg, amp_query=amp_query,
+                                                      keys=DORA_KEYS)
     return _page("Map", body, query)
 
 
@@ -157,14 +198,19 @@ def _filters(action: str, repos: Sequence[str], filters: Mapping[str, str], quer
 
 
 def trends_page(record: Trends, repos: Sequence[str], filters: Mapping[str, str], query: str) -> str:
-    """The Trends page: one row per ISO week (flow and DORA with bands), and the period before in a line."""
-    body = _ENV.from_string(_TRENDS).render(
-        t=record, filters=Markup(_filters("/trends", repos, filters, query, with_from=False)))
+    """The Trends page: the lead-time chart, one row per ISO week (flow and DORA with bands), and the whole
+    period beside the one before."""
+    chart = (_inline(trend_svg(record.lead_time, record.stage_order))
+             if any(w.deployed for w in record.lead_time) else None)
+    body = _ENV.from_string(_DORA_CELL + _TRENDS).render(
+        t=record, filters=Markup(_filters("/trends", repos, filters, query, with_from=False)), chart=chart,
+        keys=DORA_KEYS)
     return _page("Trends", body, query)
 
 
 def health_page(record: HealthView, repos: Sequence[str], filters: Mapping[str, str], query: str) -> str:
-    """The Health page: the verdict, problems and notes, the sources' syncs and the mapping's fallbacks."""
+    """The Health page: the verdict, problems and notes, the sources' syncs, freshness and rate budgets, and
+    the mapping's fallbacks."""
     body = _ENV.from_string(_HEALTH).render(
         h=record, filters=Markup(_filters("/health", repos, filters, query, with_from=True)))
     return _page("Health", body, query)
