@@ -25,12 +25,13 @@ _ENV.filters["apply"] = lambda value, name: _ENV.filters[name](value)
 _LAYOUT = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{{ title }} · vsm</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="data:,">
 <style>
 body { font: 15px/1.45 system-ui, sans-serif; color: #1f2933; margin: 0 auto; max-width: 1100px; padding: 1rem; }
 nav a { margin-right: 1rem; } table { border-collapse: collapse; } td, th { padding: .25rem .6rem; text-align: right; }
 th:first-child, td:first-child { text-align: left; } td + td { white-space: nowrap; }
 table.text th, table.text td { text-align: left; white-space: normal; } table.text td:first-child { white-space: nowrap; } tr.neck { color: #b42318; font-weight: 600; }
-form { margin: .8rem 0; } .chart svg { max-width: 100%; height: auto; } .muted { color: #5f6b7a; }
+form { margin: .8rem 0; } table + table { margin-top: 1rem; } .chart svg { max-width: 100%; height: auto; } .muted { color: #5f6b7a; }
 </style></head><body>
 <nav><strong>vsm</strong> <a href="/map{{ query }}">Map</a> <a href="/trends">Trends</a> <a href="/health">Health</a> <a href="/change">Slowest change</a></nav>
 {{ body }}
@@ -54,7 +55,7 @@ DORA_KEYS = (("deploy frequency", "per_week", "deploys_per_week", "deploy_band")
              ("time to restore", "duration", "restore_median_s", "restore_band"))
 
 _DORA_CELL = """{% macro key(row, k) %}{% if row %}{{ row[k[2]] | apply(k[1]) }}{% if row[k[3]] %}
-<span class="muted">({{ row[k[3]] }})</span>{% endif %}{% else %}-{% endif %}{% endmacro %}"""
+<span class="muted">({{ row[k[3]] | capitalize }})</span>{% endif %}{% else %}-{% endif %}{% endmacro %}"""
 
 _MAP_DORA = """{% if vs.dora %}<h2>DORA four keys, {{ vs.label }}</h2>
 <table><tr><th>repo</th>{% for k in keys %}<th>{{ k[0] }}</th>{% endfor %}<th>deployments</th><th>incidents</th></tr>
@@ -146,7 +147,7 @@ _CHANGE = """{% macro ev(key) %}{% if key %}<a href="#ev-{{ key }}">{{ key }}</a
 <h1>{{ c.change_id }}: {{ c.title or '' }}</h1>
 <p>By {{ c.author or 'unknown' }}{% if c.is_bot %} (bot){% endif %}. Merged {{ c.merged_at | when }},
 {% if c.deployed_at %}in production {{ c.deployed_at | when }}, lead time <strong>{{ c.lead_time_s | duration }}</strong>
-{% else %}not deployed yet{% endif %}. <a href="/change.json?id={{ c.change_id | urlencode }}">JSON</a></p>
+{%- else %}not deployed yet{% endif %}. <a href="/change.json?id={{ c.change_id | urlencode }}">JSON</a></p>
 <h2>Stages</h2>
 <p>Each span runs between two events of the timeline below; follow one to the event and on to its source.</p>
 <table class="text"><tr><th>stage</th><th>wait</th><th>waited from → to</th><th>process</th><th>worked from → to</th><th>why</th></tr>
