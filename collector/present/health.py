@@ -203,50 +203,6 @@ FROM rate_budgets ORDER BY source, token_env, resource
 
 
 @dataclass(frozen=True)
-class SourceStatus(Record):
-    """The health of one configured source."""
-
-    source: str
-    last_success_at: dt.datetime | None
-    last_error: str | None
-    last_status: str | None
-    last_started_at: dt.datetime | None
-    last_finished_at: dt.datetime | None
-    last_items: int | None
-    last_requests: int | None
-    rate_limit_remaining: int | None
-    age_s: float | None
-    stale: bool
-    rate_budget: tuple[dict[str, Any], ...] = ()
-
-    def as_json(self) -> dict[str, Any]:
-        """JSON-ready fields (timestamps as ISO 8601 UTC)."""
-        fields = {k: v.isoformat() if isinstance(v, dt.datetime) else v for k, v in asdict(self).items()}
-        fields["rate_budget"] = [{k: v.isoformat() if isinstance(v, dt.datetime) else v for k, v in b.items()}
-                                 for b in self.rate_budget]
-        return fields
-
-
-def source_status(config: Config, store: Store, now: dt.datetime | None = None) -> list[SourceStatus]:
-    """The status of every configured source; stale = no success within [schedule] stale_after."""
-    now = now or dt.datetime.now(dt.UTC)
-    limit = parse_duration(config.schedule.stale_after, "schedule.stale_after")
-    rows = store.query(STATUS_SQL, [configured_sources(config)])[1]
-    statuses = []
-    columns, budgets = store.query(BUDGET_SQL)
-    by_source: dict[str, list[dict[str, Any]]] = {}
-    for row in budgets:
-        item = dict(zip(columns, row, strict=True))
-        by_source.setdefault(item.pop("source"), []).append(item)
-    for source, success, error, status, started, finished, items, requests, remaining in rows:
-        age = (now - success).total_seconds() if success is not None else None
-        statuses.append(SourceStatus(source, success, error, status, started, finished, items, requests,
-                                     remaining, age, stale=age is None or age > limit,
-                                     rate_budget=tuple(by_source.get(source, ()))))
-    return statuses
-
-
-@dataclass(frozen=True)
 class RateBudget(Record):
     """What a source's API allowed one token for one resource when last collected (GitHub: core, graphql)."""
 
@@ -273,6 +229,52 @@ def rate_budgets(con: duckdb.DuckDBPyConnection) -> tuple[RateBudget, ...]:
     if not has_relation(con, "rate_budgets"):
         return ()
     return tuple(RateBudget(*row) for row in query_rows(con, BUDGET_SQL))
+
+
+@dataclass(frozen=True)
+class SourceStatus(Record):
+    """The health of one configured source."""
+
+    source: str
+    last_success_at: dt.datetime | None
+    last_error: str | None
+    last_status: str | None
+    last_started_at: dt.datetime | None
+    last_finished_at: dt.datetime | None
+    last_items: int | None
+    last_requests: int | None
+    rate_limit_remaining: int | None
+    age_s: float | None
+    stale: bool
+    rate_budget: tuple[RateBudget, ...] = ()
+
+    def as_json(self) -> dict[str, Any]:
+        """JSON-ready fields (timestamps as ISO 8601 UTC), each budget without the source it sits under."""
+        fields = {k: v.isoformat() if isinstance(v, dt.datetime) else v
+                  for k, v in asdict(self).items() if k != "rate_budget"}
+        fields["rate_budget"] = [{k: v for k, v in b.to_json().items() if k != "source"} for b in self.rate_budget]
+        return fields
+
+
+def _age(last_success_at: dt.datetime | None, now: dt.datetime, stale_after_s: float) -> tuple[float | None, bool]:
+    """Seconds since the last success, and whether that is stale (older than stale_after_s, or never)."""
+    age = None if last_success_at is None else (now - last_success_at).total_seconds()
+    return age, age is None or age > stale_after_s
+
+
+def source_status(config: Config, store: Store, now: dt.datetime | None = None) -> list[SourceStatus]:
+    """The status of every configured source; stale = no success within [schedule] stale_after."""
+    now = now or dt.datetime.now(dt.UTC)
+    limit = parse_duration(config.schedule.stale_after, "schedule.stale_after")
+    rows = store.query(STATUS_SQL, [configured_sources(config)])[1]
+    budgets = rate_budgets(store.con)
+    statuses = []
+    for source, success, error, status, started, finished, items, requests, remaining in rows:
+        age, stale = _age(success, now, limit)
+        statuses.append(SourceStatus(source, success, error, status, started, finished, items, requests,
+                                     remaining, age, stale=stale,
+                                     rate_budget=tuple(b for b in budgets if b.source == source)))
+    return statuses
 
 
 @dataclass(frozen=True)
@@ -305,9 +307,7 @@ def health_view(con: duckdb.DuckDBPyConnection, start: dt.datetime, end: dt.date
     """Data health over [start, end), each source's freshness now and rate budget, and the mapping quality
     of the period's changes (one repo or all)."""
     health = data_health(con, start, end, now)
-    freshness = tuple(
-        Freshness(s.source, s.last_success_at, age, age is None or age > stale_after_s)
-        for s in health.sources
-        for age in [None if s.last_success_at is None else (now - s.last_success_at).total_seconds()])
+    freshness = tuple(Freshness(s.source, s.last_success_at, *_age(s.last_success_at, now, stale_after_s))
+                      for s in health.sources)
     return HealthView(start, end, period_label(start, end), health, mapping_quality(con, start, end, repo),
                       stale_after_s, freshness, rate_budgets(con))

@@ -163,7 +163,7 @@ def status_table(statuses: Sequence[SourceStatus]) -> str:
              s.rate_limit_remaining, "STALE" if s.stale else "ok", s.last_error or "") for s in statuses]
     text = table(["source", "last success", "age", "last run", "items", "requests", "rate left", "fresh",
                   "last error"], rows)
-    budgets = [(s.source, b["token_env"], b["resource"], b["remaining"], b["limit"], b["reset_at"])
+    budgets = [(b.source, b.token_env, b.resource, b.remaining, b.limit, b.reset_at)
                for s in statuses for b in s.rate_budget]
     if budgets:
         text += "\n\n" + table(["source", "token (variable)", "resource", "remaining", "limit", "resets at"],

@@ -209,52 +209,75 @@ SELECT
     dora_band('restore_s', r.restore_median_s) AS restore_band
 FROM rated AS r;
 
--- The four keys over everything collected, per repo and for all repos together (repo NULL). Medians are
--- of the underlying items, not of weekly medians; deploys_per_week spreads deployments over the weeks from
--- the first to the last week with any activity.
+-- The four keys' counts and medians over [s, e) per repo and for all repos together (repo NULL), before they
+-- are spread over weeks and banded: what dora_summary (all history: both bounds NULL) and dora_period (one
+-- period) share. Medians are of the underlying items, not of weekly medians. Each item falls in the range by
+-- the instant dora_weekly files it under: a deployment or failed attempt by when it finished, a change by
+-- when it reached production, an incident by when it was created.
+CREATE OR REPLACE MACRO map_dora_totals(s, e) AS TABLE
+WITH deploys AS (
+    SELECT d.repo, count(*) AS deployments,
+           count(*) FILTER (WHERE d.caused_incident OR d.rolled_back) AS failed_deployments
+    FROM map_dora_deploys AS d
+    WHERE NOT d.is_seed AND (s IS NULL OR d.finished_at >= s) AND (e IS NULL OR d.finished_at < e)
+    GROUP BY GROUPING SETS ((d.repo), ())
+),
+lead AS (
+    SELECT c.repo, quantile_cont(c.lead_time_s, 0.5) AS median_s, quantile_cont(c.lead_time_s, 0.85) AS p85_s
+    FROM map_dora_changes AS c
+    WHERE (s IS NULL OR c.deployed_at >= s) AND (e IS NULL OR c.deployed_at < e)
+    GROUP BY GROUPING SETS ((c.repo), ())
+),
+failed AS (
+    SELECT f.repo, count(*) AS failed_attempts
+    FROM map_dora_failed_attempts AS f
+    WHERE (s IS NULL OR f.failed_at >= s) AND (e IS NULL OR f.failed_at < e)
+    GROUP BY GROUPING SETS ((f.repo), ())
+),
+incidents AS (
+    SELECT i.repo, count(*) AS incidents, quantile_cont(i.recovery_s, 0.5) AS recovery_median_s,
+           quantile_cont(i.restore_s, 0.5) AS restore_median_s
+    FROM map_incident_rows AS i
+    WHERE i.repo IS NOT NULL AND (s IS NULL OR i.created_at >= s) AND (e IS NULL OR i.created_at < e)
+    GROUP BY GROUPING SETS ((i.repo), ())
+),
+repos AS (
+    SELECT CAST(NULL AS VARCHAR) AS repo
+    UNION SELECT repo FROM deploys UNION SELECT repo FROM lead
+    UNION SELECT repo FROM failed UNION SELECT repo FROM incidents
+)
+SELECT
+    r.repo,
+    coalesce(d.deployments, 0) AS deployments,
+    l.median_s AS lead_time_median_s,
+    l.p85_s AS lead_time_p85_s,
+    CAST(d.failed_deployments AS DOUBLE) / nullif(d.deployments, 0) AS change_failure_rate,
+    i.recovery_median_s,
+    i.restore_median_s,
+    coalesce(f.failed_attempts, 0) AS failed_attempts,
+    coalesce(d.failed_deployments, 0) AS failed_deployments,
+    coalesce(i.incidents, 0) AS incidents
+FROM repos AS r
+LEFT JOIN deploys AS d ON d.repo IS NOT DISTINCT FROM r.repo
+LEFT JOIN lead AS l ON l.repo IS NOT DISTINCT FROM r.repo
+LEFT JOIN failed AS f ON f.repo IS NOT DISTINCT FROM r.repo
+LEFT JOIN incidents AS i ON i.repo IS NOT DISTINCT FROM r.repo;
+
+-- The four keys over everything collected, per repo and for all repos together (repo NULL), with bands;
+-- deploys_per_week spreads deployments over the weeks from the repo's first to its last week with any
+-- activity.
 CREATE OR REPLACE VIEW dora_summary AS
 WITH span AS (
-    SELECT repo, min(week) AS first_week, max(week) AS last_week
+    SELECT repo, (max(week) - min(week)) // 7 + 1 AS weeks
     FROM dora_weekly
     GROUP BY GROUPING SETS ((repo), ())
     HAVING count(*) > 0
 ),
-deploys AS (
-    SELECT repo, count(*) AS deployments,
-           count(*) FILTER (WHERE caused_incident OR rolled_back) AS failed_deployments
-    FROM map_dora_deploys WHERE NOT is_seed GROUP BY GROUPING SETS ((repo), ())
-),
-lead AS (
-    SELECT repo, quantile_cont(lead_time_s, 0.5) AS median_s, quantile_cont(lead_time_s, 0.85) AS p85_s
-    FROM map_dora_changes GROUP BY GROUPING SETS ((repo), ())
-),
-failed AS (
-    SELECT repo, count(*) AS failed_attempts FROM map_dora_failed_attempts GROUP BY GROUPING SETS ((repo), ())
-),
-incidents AS (
-    SELECT repo, count(*) AS incidents, quantile_cont(recovery_s, 0.5) AS recovery_median_s,
-           quantile_cont(restore_s, 0.5) AS restore_median_s
-    FROM map_incident_rows WHERE repo IS NOT NULL GROUP BY GROUPING SETS ((repo), ())
-),
 joined AS (
-    SELECT
-        s.repo,
-        (s.last_week - s.first_week) // 7 + 1 AS weeks,
-        coalesce(d.deployments, 0) AS deployments,
-        coalesce(d.deployments, 0) / ((s.last_week - s.first_week) // 7 + 1.0) AS deploys_per_week,
-        l.median_s AS lead_time_median_s,
-        l.p85_s AS lead_time_p85_s,
-        CAST(d.failed_deployments AS DOUBLE) / nullif(d.deployments, 0) AS change_failure_rate,
-        i.recovery_median_s,
-        i.restore_median_s,
-        coalesce(f.failed_attempts, 0) AS failed_attempts,
-        coalesce(d.failed_deployments, 0) AS failed_deployments,
-        coalesce(i.incidents, 0) AS incidents
+    SELECT s.repo, s.weeks, t.deployments, t.deployments / (s.weeks + 0.0) AS deploys_per_week,
+           t.* EXCLUDE (repo, deployments)
     FROM span AS s
-    LEFT JOIN deploys AS d ON d.repo IS NOT DISTINCT FROM s.repo
-    LEFT JOIN lead AS l ON l.repo IS NOT DISTINCT FROM s.repo
-    LEFT JOIN failed AS f ON f.repo IS NOT DISTINCT FROM s.repo
-    LEFT JOIN incidents AS i ON i.repo IS NOT DISTINCT FROM s.repo
+    JOIN map_dora_totals(NULL, NULL) AS t ON t.repo IS NOT DISTINCT FROM s.repo
 )
 SELECT
     j.*,
@@ -267,9 +290,7 @@ FROM joined AS j
 ORDER BY j.repo NULLS LAST;
 
 -- The four keys over one period [period_start, period_end), per repo and for all repos (repo NULL), with
--- the columns of dora_summary: what `vsm serve` shows for a chosen date range. Each item falls in the
--- period by the instant the weekly figures use (a deployment or failed attempt by when it finished, a
--- change by when it reached production, an incident by when it was created); weeks is the period's length
+-- the columns of dora_summary: what `vsm serve` shows for a chosen date range. weeks is the period's length
 -- in weeks, so deploys_per_week is deployments over that length. A NULL bound means the first (or the end
 -- of the last) ISO week dora_weekly has. Usage: SELECT * FROM dora_period(TIMESTAMPTZ '2026-11-02 00:00Z',
 -- TIMESTAMPTZ '2026-11-30 00:00Z').
@@ -280,58 +301,11 @@ WITH bounds AS (
            coalesce(CAST(period_end AS TIMESTAMPTZ),
                     (SELECT timezone('UTC', CAST(max(w.week) + 7 AS TIMESTAMP)) FROM dora_weekly AS w)) AS e
 ),
-deploys AS (
-    SELECT d.repo, count(*) AS deployments,
-           count(*) FILTER (WHERE d.caused_incident OR d.rolled_back) AS failed_deployments
-    FROM map_dora_deploys AS d, bounds AS b
-    WHERE NOT d.is_seed AND d.finished_at >= b.s AND d.finished_at < b.e
-    GROUP BY GROUPING SETS ((d.repo), ())
-),
-lead AS (
-    SELECT c.repo, quantile_cont(c.lead_time_s, 0.5) AS median_s, quantile_cont(c.lead_time_s, 0.85) AS p85_s
-    FROM map_dora_changes AS c, bounds AS b
-    WHERE c.deployed_at >= b.s AND c.deployed_at < b.e
-    GROUP BY GROUPING SETS ((c.repo), ())
-),
-failed AS (
-    SELECT f.repo, count(*) AS failed_attempts
-    FROM map_dora_failed_attempts AS f, bounds AS b
-    WHERE f.failed_at >= b.s AND f.failed_at < b.e
-    GROUP BY GROUPING SETS ((f.repo), ())
-),
-incidents AS (
-    SELECT i.repo, count(*) AS incidents, quantile_cont(i.recovery_s, 0.5) AS recovery_median_s,
-           quantile_cont(i.restore_s, 0.5) AS restore_median_s
-    FROM map_incident_rows AS i, bounds AS b
-    WHERE i.repo IS NOT NULL AND i.created_at >= b.s AND i.created_at < b.e
-    GROUP BY GROUPING SETS ((i.repo), ())
-),
-repos AS (
-    SELECT CAST(NULL AS VARCHAR) AS repo
-    UNION SELECT repo FROM deploys UNION SELECT repo FROM lead
-    UNION SELECT repo FROM failed UNION SELECT repo FROM incidents
-),
 joined AS (
-    SELECT
-        r.repo,
-        greatest(epoch(b.e) - epoch(b.s), 0.0) / 604800.0 AS weeks,
-        coalesce(d.deployments, 0) AS deployments,
-        coalesce(d.deployments, 0) / nullif(greatest(epoch(b.e) - epoch(b.s), 0.0) / 604800.0, 0)
-            AS deploys_per_week,
-        l.median_s AS lead_time_median_s,
-        l.p85_s AS lead_time_p85_s,
-        CAST(d.failed_deployments AS DOUBLE) / nullif(d.deployments, 0) AS change_failure_rate,
-        i.recovery_median_s,
-        i.restore_median_s,
-        coalesce(f.failed_attempts, 0) AS failed_attempts,
-        coalesce(d.failed_deployments, 0) AS failed_deployments,
-        coalesce(i.incidents, 0) AS incidents
-    FROM repos AS r
-    CROSS JOIN bounds AS b
-    LEFT JOIN deploys AS d ON d.repo IS NOT DISTINCT FROM r.repo
-    LEFT JOIN lead AS l ON l.repo IS NOT DISTINCT FROM r.repo
-    LEFT JOIN failed AS f ON f.repo IS NOT DISTINCT FROM r.repo
-    LEFT JOIN incidents AS i ON i.repo IS NOT DISTINCT FROM r.repo
+    SELECT t.repo, greatest(epoch(b.e) - epoch(b.s), 0.0) / 604800.0 AS weeks, t.deployments,
+           t.deployments / nullif(greatest(epoch(b.e) - epoch(b.s), 0.0) / 604800.0, 0) AS deploys_per_week,
+           t.* EXCLUDE (repo, deployments)
+    FROM bounds AS b, map_dora_totals(b.s, b.e) AS t
     WHERE b.s IS NOT NULL AND b.e IS NOT NULL
 )
 SELECT
